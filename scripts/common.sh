@@ -1,0 +1,52 @@
+# Shared set-up for scripts/run.sh and scripts/test.sh. Sourced, not run.
+# Everything here is idempotent: a second run installs nothing and is quick.
+
+# The oldest Rust that builds the workspace (keep in step with Cargo.toml).
+TUBER_MIN_RUST="1.85"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $* (run as root or install sudo)"
+  fi
+}
+
+# ensure_apt PKG...: installs the Debian packages that are not installed yet.
+ensure_apt() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ensure_rust: a cargo new enough for the workspace, with rustfmt and clippy.
+ensure_rust() {
+  [ -d "$HOME/.cargo/bin" ] && case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) PATH="$HOME/.cargo/bin:$PATH" ;; esac
+  command -v cargo >/dev/null 2>&1 || die "Rust is not installed. Install Rust $TUBER_MIN_RUST or newer with rustup (https://rustup.rs), then run this again."
+  local have
+  have=$(rustc --version | awk '{print $2}')
+  if [ "$(printf '%s\n%s\n' "$TUBER_MIN_RUST" "$have" | sort -V | head -n1)" != "$TUBER_MIN_RUST" ]; then
+    die "Rust $have is too old; Tuber needs $TUBER_MIN_RUST or newer (rustup update)."
+  fi
+  for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null 2>&1 || die "cargo $c is missing; install it with your Rust toolchain."
+      log "adding rustup component $c"
+      rustup component add "$c"
+    fi
+  done
+}
+
+# System packages every build needs (sled and ring-free crates: a C toolchain
+# for build scripts, pkg-config for -sys crates later issues add).
+ensure_build_deps() {
+  ensure_apt build-essential pkg-config ca-certificates
+  ensure_rust
+}

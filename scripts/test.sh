@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, every test, the fuzz targets'
+# build and a benchmark smoke run. Installs what it needs; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+ensure_build_deps
+
+log "rustfmt"
+cargo fmt --all -- --check
+
+log "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+log "tests"
+cargo test --workspace --all-features --locked
+
+log "fuzz targets compile"
+cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
+
+# A benchmark is a command that prints figures, not a timed test; this only
+# proves it still runs. Real figures: cargo bench -p tuber-store.
+log "benchmark smoke run"
+TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked -p tuber-store --bench store_throughput
+
+log "all checks passed"
