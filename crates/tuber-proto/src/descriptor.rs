@@ -56,6 +56,9 @@ pub enum DescriptorError {
     /// Larger than [`MAX_DESCRIPTOR_BYTES`].
     #[error("descriptor is {0} bytes, more than the limit of {MAX_DESCRIPTOR_BYTES}")]
     TooLarge(usize),
+    /// Not a JSON object.
+    #[error("descriptor is not a JSON object")]
+    NotAnObject,
     /// Not JSON, or a field is missing or of the wrong type.
     #[error("malformed descriptor: {0}")]
     Malformed(#[from] serde_json::Error),
@@ -73,10 +76,20 @@ impl SwarmDescriptor {
         if bytes.len() > MAX_DESCRIPTOR_BYTES {
             return Err(DescriptorError::TooLarge(bytes.len()));
         }
-        let d: Self = serde_json::from_slice(bytes)?;
-        if d.version != PROTOCOL_VERSION {
-            return Err(DescriptorError::UnsupportedVersion(d.version));
+        if !bytes.trim_ascii_start().starts_with(b"{") {
+            return Err(DescriptorError::NotAnObject);
         }
+        // The version first: a later version may drop or change any other
+        // field, and its users deserve "unsupported version", not "malformed".
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u16,
+        }
+        let VersionOnly { version } = serde_json::from_slice(bytes)?;
+        if version != PROTOCOL_VERSION {
+            return Err(DescriptorError::UnsupportedVersion(version));
+        }
+        let d: Self = serde_json::from_slice(bytes)?;
         d.validate()?;
         Ok(d)
     }
@@ -106,7 +119,10 @@ impl SwarmDescriptor {
             for u in &s.urls {
                 check_url("ice_servers.urls", u, &["stun", "stuns", "turn", "turns"])?;
             }
-            for c in [&s.username, &s.credential].into_iter().flatten() {
+            if let Some(u) = &s.username {
+                check_len("ice_servers.username", u, MAX_ICE_CREDENTIAL_LEN)?;
+            }
+            if let Some(c) = &s.credential {
                 check_len("ice_servers.credential", c, MAX_ICE_CREDENTIAL_LEN)?;
             }
         }

@@ -17,7 +17,7 @@ pub const MAX_SWARM_ID_LEN: usize = 64;
 pub const MAX_NAME_LEN: usize = 128;
 /// Longest URL anywhere in the protocol.
 pub const MAX_URL_LEN: usize = 2048;
-/// Most ICE servers in a descriptor, and most URLs per server.
+/// Most ICE servers in a descriptor.
 pub const MAX_ICE_SERVERS: usize = 8;
 /// Most URLs of one ICE server.
 pub const MAX_ICE_URLS: usize = 8;

@@ -42,6 +42,9 @@ pub enum ManifestError {
     /// Larger than [`MAX_MANIFEST_BYTES`].
     #[error("manifest is {0} bytes, more than the limit of {MAX_MANIFEST_BYTES}")]
     TooLarge(usize),
+    /// Not a JSON object.
+    #[error("manifest is not a JSON object")]
+    NotAnObject,
     /// Not JSON, or a field missing, unknown or of the wrong type.
     #[error("malformed manifest: {0}")]
     Malformed(#[from] serde_json::Error),
@@ -74,6 +77,9 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()));
+        }
+        if !bytes.trim_ascii_start().starts_with(b"{") {
+            return Err(ManifestError::NotAnObject);
         }
         let m: Self = serde_json::from_slice(bytes)?;
         m.validate()?;

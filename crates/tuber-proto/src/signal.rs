@@ -308,6 +308,9 @@ pub enum SignalError {
     /// Larger than [`MAX_SIGNAL_FRAME`].
     #[error("signaling frame is {0} bytes, more than the limit of {MAX_SIGNAL_FRAME}")]
     TooLarge(usize),
+    /// The frame is not a JSON object.
+    #[error("signaling message is not a JSON object")]
+    NotAnObject,
     /// Not JSON, an unknown `type`, or a missing or mistyped field.
     #[error("malformed signaling message: {0}")]
     Malformed(#[from] serde_json::Error),
@@ -321,7 +324,9 @@ impl SignalError {
     pub fn code(&self) -> ErrorCode {
         match self {
             SignalError::TooLarge(_) => ErrorCode::TooLarge,
-            SignalError::Malformed(_) | SignalError::Invalid(_) => ErrorCode::BadMessage,
+            SignalError::NotAnObject | SignalError::Malformed(_) | SignalError::Invalid(_) => {
+                ErrorCode::BadMessage
+            }
         }
     }
 }
@@ -334,15 +339,29 @@ where
     if text.len() > MAX_SIGNAL_FRAME {
         return Err(SignalError::TooLarge(text.len()));
     }
+    // serde reads a JSON array as a struct too (`["ping",1]`); the protocol
+    // says objects, and the browser's decoder cannot accept anything else.
+    if !text.trim_start().starts_with('{') {
+        return Err(SignalError::NotAnObject);
+    }
     let msg: T = serde_json::from_str(text)?;
     msg.validate()?;
     Ok(msg)
 }
 
 /// Encodes one signaling frame (compact JSON, fields in declaration order).
-pub fn encode<T: Serialize>(msg: &T) -> String {
-    // Messages hold only strings, integers, booleans and hex ids: infallible.
-    serde_json::to_string(msg).unwrap_or_default()
+///
+/// Refuses a message the receiver would refuse: over [`MAX_SIGNAL_FRAME`]
+/// (each field can be within its limit and the whole still too large, e.g. 32
+/// providers of 512 pieces each), or breaking a field limit. A sender splits
+/// lists across several messages instead.
+pub fn encode<T: Serialize + Validate>(msg: &T) -> Result<String, SignalError> {
+    msg.validate()?;
+    let text = serde_json::to_string(msg)?;
+    if text.len() > MAX_SIGNAL_FRAME {
+        return Err(SignalError::TooLarge(text.len()));
+    }
+    Ok(text)
 }
 
 fn check_sdp(sdp: &str) -> Result<(), LimitError> {

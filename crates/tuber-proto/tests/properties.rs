@@ -316,7 +316,7 @@ proptest! {
 
     #[test]
     fn client_to_hub_round_trips(m in client_to_hub()) {
-        let text = signal::encode(&m);
+        let text = signal::encode(&m).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(text.len() <= MAX_SIGNAL_FRAME);
         let back: ClientToHub = signal::decode(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(back, m);
@@ -324,7 +324,7 @@ proptest! {
 
     #[test]
     fn hub_to_client_round_trips(m in hub_to_client()) {
-        let text = signal::encode(&m);
+        let text = signal::encode(&m).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let back: HubToClient = signal::decode(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(back, m);
     }
@@ -379,12 +379,13 @@ proptest! {
 
     #[test]
     fn json_decoders_survive_mutations(m in client_to_hub(), at in any::<prop::sample::Index>(), c in "[\\x00-\\x7f\"{}\\[\\]:,0-9]") {
-        let mut text = signal::encode(&m);
+        let mut text = signal::encode(&m).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut i = at.index(text.len());
         while !text.is_char_boundary(i) { i -= 1; }
         text.insert_str(i, &c);
         if let Ok(back) = signal::decode::<ClientToHub>(&text) {
-            prop_assert!(signal::encode(&back).len() <= MAX_SIGNAL_FRAME);
+            // What a receiver accepted, it can send on unchanged.
+            prop_assert!(signal::encode(&back).is_ok());
         }
     }
 }
@@ -392,7 +393,9 @@ proptest! {
 #[test]
 fn a_flood_of_hashes_is_refused_not_processed() {
     let pieces = vec![PieceHash::of(b"x"); MAX_HASHES_PER_MESSAGE + 1];
-    let text = signal::encode(&ClientToHub::Have { pieces });
+    let msg = ClientToHub::Have { pieces };
+    assert!(signal::encode(&msg).is_err(), "the encoder refuses it too");
+    let text = serde_json::to_string(&msg).expect("json");
     let err = signal::decode::<ClientToHub>(&text).expect_err("too many hashes");
     assert_eq!(err.code(), ErrorCode::BadMessage);
     assert!(err.to_string().contains("pieces"), "{err}");
@@ -417,4 +420,38 @@ fn unknown_fields_in_known_messages_are_ignored() {
     let m: ClientToHub =
         signal::decode(r#"{"type":"ping","nonce":5,"future":true}"#).expect("decodes");
     assert_eq!(m, ClientToHub::Ping { nonce: 5 });
+}
+
+#[test]
+fn the_encoder_refuses_a_frame_of_valid_fields_that_is_too_large() {
+    // Every field within its limit, the whole over 64 KiB.
+    let providers = (0..MAX_PROVIDERS as u8)
+        .map(|i| Provider {
+            peer: PeerId::from_bytes([i; 32]),
+            role: Role::Permanent,
+            trusted: true,
+            pieces: (0..MAX_HASHES_PER_MESSAGE as u32).collect(),
+        })
+        .collect();
+    let msg = HubToClient::Providers { req: 1, providers };
+    assert!(msg.validate().is_ok());
+    let err = signal::encode(&msg).expect_err("too large");
+    assert_eq!(err.code(), ErrorCode::TooLarge);
+}
+
+#[test]
+fn a_json_array_is_not_a_message() {
+    let err = signal::decode::<ClientToHub>(r#"["ping",1]"#).expect_err("array");
+    assert_eq!(err.code(), ErrorCode::BadMessage);
+    assert!(Manifest::decode(b"[]").is_err());
+}
+
+#[test]
+fn descriptor_of_a_newer_version_says_so_even_if_its_fields_changed() {
+    let err = SwarmDescriptor::decode(br#"{"version":2,"everything":"else changed"}"#)
+        .expect_err("newer version");
+    assert!(
+        matches!(err, DescriptorError::UnsupportedVersion(2)),
+        "{err}"
+    );
 }

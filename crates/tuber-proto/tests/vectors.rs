@@ -105,6 +105,8 @@ fn build_file() -> Value {
         "signal": signal,
         "signal_invalid": signal_invalid,
         "manifest": manifest,
+        "manifest_invalid": invalid_json(invalid_manifests()),
+        "descriptor_invalid": invalid_json(invalid_descriptors()),
         "descriptor": [{
             "name": "typical",
             "text": String::from_utf8(d.encode()).expect("utf-8"),
@@ -118,7 +120,37 @@ fn build_file() -> Value {
     })
 }
 
+fn manifest_error_name(e: &ManifestError) -> &'static str {
+    match e {
+        ManifestError::TooLarge(_) => "too_large",
+        ManifestError::NotAnObject => "not_an_object",
+        ManifestError::Malformed(_) => "malformed",
+        ManifestError::Invalid(_) => "invalid",
+    }
+}
+
+fn descriptor_error_name(e: &DescriptorError) -> &'static str {
+    match e {
+        DescriptorError::TooLarge(_) => "too_large",
+        DescriptorError::NotAnObject => "not_an_object",
+        DescriptorError::Malformed(_) => "malformed",
+        DescriptorError::UnsupportedVersion(_) => "unsupported_version",
+        DescriptorError::Invalid(_) => "invalid",
+    }
+}
+
+fn invalid_json(cases: Vec<(&'static str, String, &'static str)>) -> Vec<Value> {
+    cases
+        .into_iter()
+        .map(|(name, text, error)| json!({"name": name, "text": text, "error": error}))
+        .collect()
+}
+
 fn load() -> Value {
+    if std::env::var_os("TUBER_BLESS").is_some() {
+        // Blessing rewrites the file concurrently; check what is being written.
+        return build_file();
+    }
     let text = std::fs::read_to_string(PATH).expect("docs/protocol-vectors.json is readable");
     serde_json::from_str(&text).expect("vector file is JSON")
 }
@@ -140,7 +172,10 @@ fn committed_file_is_what_this_codec_produces() {
     let mut built = serde_json::to_string_pretty(&build_file()).expect("json");
     built.push('\n');
     if std::env::var_os("TUBER_BLESS").is_some() {
-        std::fs::write(PATH, &built).expect("write vectors");
+        // Write then rename: the other tests read the file concurrently.
+        let tmp = format!("{PATH}.tmp");
+        std::fs::write(&tmp, &built).expect("write vectors");
+        std::fs::rename(&tmp, PATH).expect("replace vectors");
     }
     let committed = std::fs::read_to_string(PATH).expect("read vectors");
     assert!(
@@ -185,12 +220,18 @@ fn signal_vectors_decode_and_reencode_byte_exact() {
             "client_to_hub" => {
                 let m: ClientToHub =
                     signal::decode(text).unwrap_or_else(|e| panic!("{}: {e}", s(v, "name")));
-                (signal::encode(&m), serde_json::to_value(&m))
+                (
+                    signal::encode(&m).expect("encodes"),
+                    serde_json::to_value(&m),
+                )
             }
             "hub_to_client" => {
                 let m: HubToClient =
                     signal::decode(text).unwrap_or_else(|e| panic!("{}: {e}", s(v, "name")));
-                (signal::encode(&m), serde_json::to_value(&m))
+                (
+                    signal::encode(&m).expect("encodes"),
+                    serde_json::to_value(&m),
+                )
             }
             other => panic!("unknown direction {other}"),
         };
@@ -229,9 +270,23 @@ fn manifest_and_descriptor_vectors() {
         assert_eq!(m.id().to_hex(), s(v, "id"));
         assert_eq!(serde_json::to_value(&m).expect("json"), v["value"]);
     }
+    for v in arr(&file, "manifest_invalid") {
+        let err = Manifest::decode(s(v, "text").as_bytes()).expect_err(s(v, "name"));
+        assert_eq!(manifest_error_name(&err), s(v, "error"), "{}", s(v, "name"));
+    }
     for v in arr(&file, "descriptor") {
         let d = SwarmDescriptor::decode(s(v, "text").as_bytes()).expect("descriptor");
         assert_eq!(d.encode(), s(v, "text").as_bytes());
+        assert_eq!(serde_json::to_value(&d).expect("json"), v["value"]);
+    }
+    for v in arr(&file, "descriptor_invalid") {
+        let err = SwarmDescriptor::decode(s(v, "text").as_bytes()).expect_err(s(v, "name"));
+        assert_eq!(
+            descriptor_error_name(&err),
+            s(v, "error"),
+            "{}",
+            s(v, "name")
+        );
     }
     for v in arr(&file, "hello_signing_payload") {
         let nonce = Nonce::from_hex(s(v, "nonce")).expect("nonce");

@@ -84,6 +84,13 @@ pub fn valid_frames() -> Vec<(&'static str, Vec<u8>)> {
             },
         ),
         (
+            "error reason keeps a leading byte-order mark",
+            Frame::Error {
+                code: WireErrorCode::Malformed,
+                reason: "\u{feff}bom",
+            },
+        ),
+        (
             "error empty reason",
             Frame::Error {
                 code: WireErrorCode::Malformed,
@@ -139,8 +146,8 @@ pub fn signal_vectors() -> Vec<(&'static str, &'static str, String)> {
     let p1 = PieceHash::of(b"piece one");
     let p2 = PieceHash::of(b"piece two");
     let m = ManifestId::from_bytes(id(0x33));
-    let c2h = |n, m: ClientToHub| (n, "client_to_hub", signal::encode(&m));
-    let h2c = |n, m: HubToClient| (n, "hub_to_client", signal::encode(&m));
+    let c2h = |n, m: ClientToHub| (n, "client_to_hub", signal::encode(&m).expect(n));
+    let h2c = |n, m: HubToClient| (n, "hub_to_client", signal::encode(&m).expect(n));
     vec![
         c2h(
             "hello browser",
@@ -348,6 +355,23 @@ pub fn invalid_signals() -> Vec<(&'static str, &'static str, String, usize, &'st
         ("not json", c, "{".into(), 0, "bad_message"),
         ("not an object", c, "[]".into(), 0, "bad_message"),
         (
+            "array in place of an object",
+            c,
+            r#"["ping",1]"#.into(),
+            0,
+            "bad_message",
+        ),
+        (
+            "agent of 65 characters but 130 bytes",
+            c,
+            format!(
+                r#"{{"type":"hello","version":1,"role":"browser","agent":"{}"}}"#,
+                "é".repeat(65)
+            ),
+            0,
+            "bad_message",
+        ),
+        (
             "unknown type",
             c,
             r#"{"type":"teleport"}"#.into(),
@@ -497,4 +521,63 @@ pub fn descriptor() -> SwarmDescriptor {
         pieces: "https://video.example.org/.tuber/piece/".into(),
         register: "https://video.example.org/.tuber/register".into(),
     }
+}
+
+/// Invalid manifests: (name, text, error kind).
+pub fn invalid_manifests() -> Vec<(&'static str, String, &'static str)> {
+    let h = PieceHash::of(b"x").to_hex();
+    let m = |body: &str| {
+        format!(r#"{{"path":"/a","length":10,"content_type":"a/b","version":"1",{body}}}"#)
+    };
+    vec![
+        ("array", "[]".into(), "not_an_object"),
+        ("not json", "{".into(), "malformed"),
+        ("uppercase hash", m(&format!(r#""piece_size":16384,"pieces":["{}"]"#, h.to_uppercase())), "malformed"),
+        ("unknown field", m(&format!(r#""piece_size":16384,"pieces":["{h}"],"extra":1"#)), "malformed"),
+        ("missing pieces", m(r#""piece_size":16384"#), "malformed"),
+        ("piece count does not match length", m(&format!(r#""piece_size":16384,"pieces":["{h}","{h}"]"#)), "invalid"),
+        ("piece size not a power of two", m(&format!(r#""piece_size":20000,"pieces":["{h}"]"#)), "invalid"),
+        ("piece size below 16 KiB", m(&format!(r#""piece_size":8192,"pieces":["{h}"]"#)), "invalid"),
+        (
+            "relative path",
+            r#"{"path":"a","length":0,"content_type":"a/b","version":"1","piece_size":16384,"pieces":[]}"#.into(),
+            "invalid",
+        ),
+    ]
+}
+
+/// Invalid descriptors: (name, text, error kind).
+pub fn invalid_descriptors() -> Vec<(&'static str, String, &'static str)> {
+    let good = String::from_utf8(descriptor().encode()).expect("utf-8");
+    vec![
+        ("array", "[1]".into(), "not_an_object"),
+        (
+            "newer version with other fields",
+            r#"{"version":2,"swarm":"x"}"#.into(),
+            "unsupported_version",
+        ),
+        (
+            "missing signaling",
+            good.replace(r#""signaling":"wss://video.example.org/.tuber/ws","#, ""),
+            "malformed",
+        ),
+        (
+            "signaling over http",
+            good.replace(
+                "wss://video.example.org/.tuber/ws",
+                "http://video.example.org/ws",
+            ),
+            "invalid",
+        ),
+        (
+            "swarm id with a slash",
+            good.replace(r#""swarm_id":"video.example.org""#, r#""swarm_id":"a/b""#),
+            "invalid",
+        ),
+        (
+            "piece size not a power of two",
+            good.replace("262144", "300000"),
+            "invalid",
+        ),
+    ]
 }
