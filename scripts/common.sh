@@ -44,9 +44,21 @@ ensure_rust() {
   done
 }
 
-# System packages every build needs (sled and ring-free crates: a C toolchain
-# for build scripts, pkg-config for -sys crates later issues add).
+# System packages every build needs: a C toolchain for build scripts (sled,
+# brotli, libFuzzer), pkg-config for -sys crates.
 ensure_build_deps() {
   ensure_apt build-essential pkg-config ca-certificates
   ensure_rust
+}
+
+# The browser tests: Debian's Chromium (never a downloaded browser), Node and
+# npm, and playwright-core from the lockfile.
+ensure_browser_deps() {
+  ensure_apt chromium fonts-dejavu-core
+  # Node 18+ from wherever it is installed; Debian's only when there is none.
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || ensure_apt nodejs npm
+  if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    log "installing the browser tests' npm packages"
+    (cd tests/browser && npm ci --no-audit --no-fund)
+  fi
 }

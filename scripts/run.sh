@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Runs Tuber. Installs what it needs; safe to re-run.
 #
-# So far the foundation exists: the protocol crate and the piece store. The
-# hub (with its built-in demo swarm), the peer and the desktop app arrive in
-# the next issues; until then this builds what exists and says so.
+#   ./scripts/run.sh                       the hub in front of its built-in demo site
+#   ./scripts/run.sh --upstream URL        the hub in front of your site at URL
+#   (any other tuber-hub flags pass through, e.g. --listen 0.0.0.0:8080)
+#
+# The desktop app and the headless peer that join the swarm are the next
+# steps; today this runs the hub, which serves the site, the swarm's
+# descriptor, signaling, manifests, pieces and STUN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 ensure_build_deps
 
-log "building the workspace"
-cargo build --workspace --locked
+log "building tuber-hub"
+cargo build --locked -p tuber-hub --bin tuber-hub
 
-cat <<'MSG'
+cmd=demo
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --upstream) cmd=serve; args+=("$1" "$2"); shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+case " ${args[*]-} " in *" --listen "*) ;; *) args+=(--listen 127.0.0.1:8080) ;; esac
+case " ${args[*]-} " in *" --stun "*|*" --no-stun "*) ;; *) args+=(--stun 127.0.0.1:3478) ;; esac
 
-Tuber's foundation is built:
-  - tuber-proto  wire types and codecs (spec: docs/protocol.md)
-  - tuber-store  the sled piece store
-
-There is nothing to run yet: the hub with its demo swarm, the headless peer
-and the desktop app are the next steps. Meanwhile you can measure the store:
-
-  cargo bench -p tuber-store --bench store_throughput
-
-MSG
+log "starting: tuber-hub $cmd ${args[*]}"
+echo "Open the printed address in a browser. Stop with Ctrl-C."
+exec target/debug/tuber-hub "$cmd" "${args[@]}"

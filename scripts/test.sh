@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 ensure_build_deps
+ensure_browser_deps
 
 log "rustfmt"
 cargo fmt --all -- --check
@@ -15,6 +16,10 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "tests"
 cargo test --workspace --all-features --locked
+
+log "browser end-to-end tests (headless Chromium)"
+cargo build --locked -p tuber-hub --bin tuber-hub
+(cd tests/browser && npm test)
 
 log "fuzz targets compile"
 cargo check --manifest-path fuzz/Cargo.toml --bins --quiet

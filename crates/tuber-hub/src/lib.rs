@@ -1,0 +1,42 @@
+//! The Tuber hub: what a site operator runs in front of a site to make it a
+//! swarm (roles Content Origin, Central Planner, Gateway and Signaling).
+//!
+//! ## Layout
+//! - [`planner`] — the Central Planner as a pure state machine: holdings,
+//!   provider ranking, partition assignment, reports and bans, liveness.
+//!   Fed `(now, input)`, drained of outputs; no clock, no sockets.
+//! - [`proxy`] — the Content Origin: the streaming reverse proxy to the site,
+//!   script injection, the distributable rules, HLS playlists, WebSockets.
+//! - [`stun`] — the Gateway: a STUN binding server on UDP.
+//! - [`config`] — the configuration file, every field with its default.
+//! - [`db`] — the hub's sled database (one process at a time).
+//! - [`demo`] — the built-in demo site behind `tuber-hub demo`.
+//! - [`invites`] — invite tokens that register a permanent peer's key as trusted.
+//! - [`manifests`] — manifests computed from the upstream's bytes, cached by
+//!   path and version, and the pieces they list.
+//! - [`metrics`] — `/metrics` in Prometheus text format.
+//! - [`range`] — HTTP byte ranges for the hub's own endpoints.
+//! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
+//!   are its own endpoints, the proxy takes everything else.
+//! - [`signaling`] — the WebSocket side: one actor per swarm around its
+//!   planner, one task per connection.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod invites;
+pub mod manifests;
+pub mod metrics;
+pub mod planner;
+pub mod proxy;
+pub mod range;
+pub mod routes;
+pub mod server;
+pub mod signaling;
+pub mod stun;

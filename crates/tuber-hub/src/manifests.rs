@@ -1,0 +1,439 @@
+//! Manifests of distributable resources, computed from the upstream's bytes.
+//!
+//! `GET /.tuber/manifest?path=…` asks the upstream for the resource's current
+//! version (a HEAD: strong ETag, else Last-Modified) and answers from the
+//! sled cache when that version was hashed before; otherwise it streams the
+//! body once, hashing piece by piece (memory: one piece), and caches the
+//! result. Concurrent requests for the same path share one computation.
+//! Resources without a validator are hashed on every miss and cached in
+//! memory for [`UNVALIDATED_TTL`], versioned by the SHA-256 of their bytes.
+//!
+//! Every manifest computed or loaded is indexed piece hash → (path, offset,
+//! length), which is what the piece endpoint serves from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use tuber_proto::limits::{MAX_PATH_LEN, MAX_PIECES};
+use tuber_proto::{Manifest, PieceHash};
+
+use crate::db::HubDb;
+
+/// How long a manifest of a resource without ETag or Last-Modified is reused.
+pub const UNVALIDATED_TTL: Duration = Duration::from_secs(60);
+/// How long the upstream has to answer before a manifest request fails.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a manifest could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManifestServiceError {
+    /// The path is not a valid resource path.
+    #[error("invalid path: {0}")]
+    BadPath(&'static str),
+    /// The upstream answered with this status.
+    #[error("upstream answered {0}")]
+    Upstream(StatusCode),
+    /// The upstream could not be reached or broke off.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// Longer than a manifest can describe.
+    #[error("resource too large for one manifest ({0} bytes)")]
+    TooLarge(u64),
+    /// The hub's database failed.
+    #[error("hub database: {0}")]
+    Db(String),
+    /// No manifest the hub made lists this piece.
+    #[error("unknown piece")]
+    UnknownPiece,
+    /// The upstream's bytes no longer hash to the piece: the resource changed.
+    #[error("the resource changed upstream; fetch its manifest again")]
+    Changed,
+}
+
+/// Where a piece lives in the upstream's resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceLocation {
+    /// Resource path.
+    pub path: String,
+    /// Its version when the piece was hashed.
+    pub version: String,
+    /// Byte offset in the resource.
+    pub offset: u64,
+    /// Piece length.
+    pub length: u32,
+}
+
+type Shared = Arc<OnceCell<Result<Arc<Manifest>, ManifestServiceError>>>;
+
+/// The manifest service. Cheap to clone.
+#[derive(Clone)]
+pub struct Manifests {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    upstream: Uri,
+    piece_size: u32,
+    db: HubDb,
+    client: Client<HttpConnector, Empty<Bytes>>,
+    /// Computations in flight, by (path, version).
+    inflight: Mutex<HashMap<(String, String), Shared>>,
+    /// Manifests of resources without validators: path → (made at, manifest).
+    unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
+    pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
+}
+
+impl Manifests {
+    /// A service for the upstream at `upstream` (an `http://` origin).
+    pub fn new(upstream: Uri, piece_size: u32, db: HubDb) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self {
+            inner: Arc::new(Inner {
+                upstream,
+                piece_size,
+                db,
+                client,
+                inflight: Mutex::new(HashMap::new()),
+                unvalidated: Mutex::new(HashMap::new()),
+                pieces: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Where piece `hash` is, if a manifest listing it was made or served.
+    pub fn locate(&self, hash: &PieceHash) -> Option<PieceLocation> {
+        lock(&self.inner.pieces).get(hash).cloned()
+    }
+
+    /// The bytes of piece `hash`, read from the upstream with a Range
+    /// request and verified before they are returned.
+    pub async fn fetch_piece(&self, hash: &PieceHash) -> Result<Bytes, ManifestServiceError> {
+        let loc = self
+            .locate(hash)
+            .ok_or(ManifestServiceError::UnknownPiece)?;
+        let last = loc.offset + u64::from(loc.length) - 1;
+        let range = format!("bytes={}-{last}", loc.offset);
+        let resp = self.upstream(Method::GET, &loc.path, Some(&range)).await?;
+        let status = resp.status();
+        // 206 is the answer to the range; 200 means the upstream ignored
+        // Range, and the piece is the slice at `offset`.
+        let skip = match status {
+            StatusCode::PARTIAL_CONTENT => 0,
+            StatusCode::OK => loc.offset,
+            other => return Err(ManifestServiceError::Upstream(other)),
+        };
+        let want = loc.length as usize;
+        let mut out = Vec::with_capacity(want);
+        let mut skipped = 0u64;
+        let mut body = resp.into_body();
+        while out.len() < want {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            let frame = frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
+            let Ok(mut data) = frame.into_data() else {
+                continue;
+            };
+            if skipped < skip {
+                let drop_n = (skip - skipped).min(data.len() as u64) as usize;
+                skipped += drop_n as u64;
+                data = data.slice(drop_n..);
+            }
+            let take = (want - out.len()).min(data.len());
+            out.extend_from_slice(&data[..take]);
+        }
+        if !hash.verifies(&out) {
+            lock(&self.inner.pieces).remove(hash);
+            return Err(ManifestServiceError::Changed);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// The current manifest of `path`.
+    pub async fn get(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        check_path(path)?;
+        let version = self.upstream_version(path).await?;
+        let Some(version) = version else {
+            return self.unvalidated(path).await;
+        };
+        let db = self.inner.db.clone();
+        let (p, v) = (path.to_string(), version.clone());
+        let cached = tokio::task::spawn_blocking(move || db.cached_manifest(&p, &v))
+            .await
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
+        if let Some(m) = cached {
+            let m = Arc::new(m);
+            self.index(&m);
+            return Ok(m);
+        }
+        let cell = {
+            let mut inflight = lock(&self.inner.inflight);
+            inflight
+                .entry((path.to_string(), version.clone()))
+                .or_default()
+                .clone()
+        };
+        let result = cell
+            .get_or_init(|| async {
+                let m = self.compute(path).await?;
+                let db = self.inner.db.clone();
+                let stored = Arc::clone(&m);
+                tokio::task::spawn_blocking(move || db.store_manifest(&stored))
+                    .await
+                    .map_err(|e| ManifestServiceError::Db(e.to_string()))?
+                    .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
+                Ok(m)
+            })
+            .await
+            .clone();
+        lock(&self.inner.inflight).remove(&(path.to_string(), version));
+        if let Ok(m) = &result {
+            self.index(m);
+        }
+        result
+    }
+
+    async fn unvalidated(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        if let Some((at, m)) = lock(&self.inner.unvalidated).get(path) {
+            if at.elapsed() < UNVALIDATED_TTL {
+                return Ok(Arc::clone(m));
+            }
+        }
+        let m = self.compute(path).await?;
+        let mut cache = lock(&self.inner.unvalidated);
+        // Bounded: an attacker requesting many paths only churns this map.
+        if cache.len() >= 1024 {
+            cache.retain(|_, (at, _)| at.elapsed() < UNVALIDATED_TTL);
+            if cache.len() >= 1024 {
+                cache.clear();
+            }
+        }
+        cache.insert(path.to_string(), (Instant::now(), Arc::clone(&m)));
+        drop(cache);
+        self.index(&m);
+        Ok(m)
+    }
+
+    fn index(&self, m: &Manifest) {
+        let mut pieces = lock(&self.inner.pieces);
+        for (i, hash) in m.pieces.iter().enumerate() {
+            if let Some((offset, length)) = m.piece_range(i) {
+                let loc = PieceLocation {
+                    path: m.path.clone(),
+                    version: m.version.clone(),
+                    offset,
+                    length,
+                };
+                pieces.insert(*hash, loc);
+            }
+        }
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri, ManifestServiceError> {
+        let base = &self.inner.upstream;
+        let scheme = base.scheme_str().unwrap_or("http");
+        let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+        format!("{scheme}://{authority}{path}")
+            .parse()
+            .map_err(|_| ManifestServiceError::BadPath("not a valid URL path"))
+    }
+
+    /// One request to the upstream, with a timeout. Always asks for the
+    /// bytes as stored (`identity`): manifests describe those, never a
+    /// compressed rendition.
+    async fn upstream(
+        &self,
+        method: Method,
+        path: &str,
+        range: Option<&str>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ManifestServiceError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(self.uri(path)?)
+            .header(header::ACCEPT_ENCODING, "identity");
+        if let Some(range) = range {
+            req = req.header(header::RANGE, range);
+        }
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
+        tokio::time::timeout(UPSTREAM_TIMEOUT, self.inner.client.request(req))
+            .await
+            .map_err(|_| ManifestServiceError::Unreachable("timed out".into()))?
+            .map_err(|e| ManifestServiceError::Unreachable(e.to_string()))
+    }
+
+    /// The upstream's validator for `path`: strong ETag, else Last-Modified.
+    async fn upstream_version(&self, path: &str) -> Result<Option<String>, ManifestServiceError> {
+        let resp = self.upstream(Method::HEAD, path, None).await?;
+        if !resp.status().is_success() {
+            return Err(ManifestServiceError::Upstream(resp.status()));
+        }
+        Ok(validator(resp.headers()))
+    }
+
+    /// Streams the body once, hashing piece by piece. The version is the
+    /// validator of this very response (the resource may have changed since
+    /// the HEAD), else the SHA-256 of the bytes.
+    async fn compute(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        let resp = self.upstream(Method::GET, path, None).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(ManifestServiceError::Upstream(resp.status()));
+        }
+        let version = validator(resp.headers());
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(tuber_proto::limits::MAX_CONTENT_TYPE_LEN)
+            .collect::<String>();
+        let piece_size = self.inner.piece_size as usize;
+        let max_len = MAX_PIECES as u64 * piece_size as u64;
+        let mut hasher = PieceHasher::new(piece_size);
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                hasher.update(&data);
+                if hasher.length > max_len {
+                    return Err(ManifestServiceError::TooLarge(hasher.length));
+                }
+            }
+        }
+        let (length, pieces, whole) = hasher.finish();
+        let version = version.unwrap_or_else(|| format!("sha256:{}", hex::encode(whole)));
+        Ok(Arc::new(Manifest {
+            path: path.to_string(),
+            length,
+            content_type,
+            version,
+            piece_size: self.inner.piece_size,
+            pieces,
+        }))
+    }
+}
+
+/// Hashes a stream piece by piece, and whole.
+struct PieceHasher {
+    piece_size: usize,
+    current: Sha256,
+    in_current: usize,
+    whole: Sha256,
+    pieces: Vec<PieceHash>,
+    length: u64,
+}
+
+impl PieceHasher {
+    fn new(piece_size: usize) -> Self {
+        Self {
+            piece_size,
+            current: Sha256::new(),
+            in_current: 0,
+            whole: Sha256::new(),
+            pieces: Vec::new(),
+            length: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.whole.update(data);
+        self.length += data.len() as u64;
+        while !data.is_empty() {
+            let take = (self.piece_size - self.in_current).min(data.len());
+            self.current.update(&data[..take]);
+            self.in_current += take;
+            data = &data[take..];
+            if self.in_current == self.piece_size {
+                let done = std::mem::take(&mut self.current);
+                self.pieces
+                    .push(PieceHash::from_bytes(done.finalize().into()));
+                self.in_current = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> (u64, Vec<PieceHash>, [u8; 32]) {
+        if self.in_current > 0 {
+            self.pieces
+                .push(PieceHash::from_bytes(self.current.finalize().into()));
+        }
+        (self.length, self.pieces, self.whole.finalize().into())
+    }
+}
+
+/// A strong ETag, else Last-Modified: what identifies these bytes.
+fn validator(h: &http::HeaderMap) -> Option<String> {
+    let etag = h
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .filter(|e| !e.starts_with("W/"));
+    let modified = h.get(header::LAST_MODIFIED).and_then(|v| v.to_str().ok());
+    etag.or(modified)
+        .filter(|v| v.len() <= tuber_proto::limits::MAX_VERSION_LEN)
+        .map(str::to_string)
+}
+
+fn check_path(path: &str) -> Result<(), ManifestServiceError> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(ManifestServiceError::BadPath("must start with a single /"));
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(ManifestServiceError::BadPath("too long"));
+    }
+    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ManifestServiceError::BadPath(
+            "control characters or spaces",
+        ));
+    }
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these maps cannot leave it inconsistent
+    // (each update is a single insert or remove), so keep serving.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_hasher_matches_manifest_build_for_any_chunking() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let expected = Manifest::build("/x", "a/b", "1", 16384, &data);
+        for chunk in [1usize, 1000, 16384, 16385, 99_999, 200_000] {
+            let mut h = PieceHasher::new(16384);
+            for c in data.chunks(chunk) {
+                h.update(c);
+            }
+            let (len, pieces, whole) = h.finish();
+            assert_eq!(len, data.len() as u64);
+            assert_eq!(pieces, expected.pieces, "chunk {chunk}");
+            assert_eq!(whole, <[u8; 32]>::from(Sha256::digest(&data)));
+        }
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        assert!(check_path("/a/b.mp4?x=1").is_ok());
+        for bad in ["a", "//evil.example/x", "/a b", "/a\n", ""] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `/metrics` in Prometheus text format. Counters are plain atomics updated
+//! where things happen; gauges that the planner owns are read at scrape time.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The hub's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Bytes of distributable resources served by the origin (through the
+    /// proxy or the piece endpoint).
+    /// Shared with the proxy, which counts as bodies stream.
+    pub origin_distributable_bytes: std::sync::Arc<AtomicU64>,
+    /// Bytes that peers reported delivering to each other.
+    pub p2p_reported_bytes: AtomicU64,
+    /// Manifests computed from upstream bytes (cache misses).
+    pub manifests_computed: AtomicU64,
+    /// Pieces served by the piece endpoint.
+    pub pieces_served: AtomicU64,
+    /// Signaling messages refused as malformed, oversized or rate-limited.
+    pub signaling_refused: AtomicU64,
+}
+
+/// Gauges read from the planner at scrape time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Gauges {
+    /// Connected browsers.
+    pub browsers: u64,
+    /// Connected permanent peers.
+    pub permanent: u64,
+    /// Connected trusted peers.
+    pub trusted: u64,
+    /// Peers banned (ever, not lifted).
+    pub bans: u64,
+}
+
+impl Metrics {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self, g: Gauges) -> String {
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(1024);
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in lines {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        metric(
+            "tuber_origin_distributable_bytes_total",
+            "counter",
+            "Bytes of distributable resources served by the origin.",
+            &[("", c(&self.origin_distributable_bytes))],
+        );
+        metric(
+            "tuber_p2p_bytes_total",
+            "counter",
+            "Bytes peers reported delivering to each other.",
+            &[("", c(&self.p2p_reported_bytes))],
+        );
+        metric(
+            "tuber_manifests_computed_total",
+            "counter",
+            "Manifests hashed from upstream bytes.",
+            &[("", c(&self.manifests_computed))],
+        );
+        metric(
+            "tuber_pieces_served_total",
+            "counter",
+            "Pieces served by the hub's piece endpoint.",
+            &[("", c(&self.pieces_served))],
+        );
+        metric(
+            "tuber_signaling_refused_total",
+            "counter",
+            "Signaling messages refused (malformed, too large, rate-limited).",
+            &[("", c(&self.signaling_refused))],
+        );
+        metric(
+            "tuber_peers_connected",
+            "gauge",
+            "Connected peers by role.",
+            &[
+                ("{role=\"browser\"}", g.browsers),
+                ("{role=\"permanent\"}", g.permanent),
+            ],
+        );
+        metric(
+            "tuber_trusted_peers",
+            "gauge",
+            "Connected trusted peers.",
+            &[("", g.trusted)],
+        );
+        metric("tuber_bans", "gauge", "Banned peers.", &[("", g.bans)]);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::add(&m.origin_distributable_bytes, 1234);
+        let text = m.render(Gauges {
+            browsers: 3,
+            permanent: 1,
+            trusted: 1,
+            bans: 0,
+        });
+        assert!(text.contains("tuber_origin_distributable_bytes_total 1234\n"));
+        assert!(text.contains("tuber_peers_connected{role=\"browser\"} 3\n"));
+        assert!(text.contains("# TYPE tuber_bans gauge\n"));
+        // Every sample line is `name[{labels}] value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().expect("value");
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+        }
+    }
+}

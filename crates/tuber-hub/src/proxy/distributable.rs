@@ -1,0 +1,256 @@
+//! Which responses are distributable peer to peer: pure rules built from
+//! [`DistributeConfig`], fed a path, a content type and a length. No I/O, so
+//! they are tested as plain functions.
+//!
+//! A `GET` response with status 200 or 206 is distributable when it matches an
+//! `include` pattern, or when its full length is at least `min_size` and its
+//! content type starts with one of `content_types` or its path's extension is
+//! one of `extensions`. A match of an `exclude` pattern wins over everything.
+
+use http::{header, HeaderMap, Method, StatusCode};
+
+use crate::config::DistributeConfig;
+
+/// Content types of HLS playlists (RFC 8216 §4 and the legacy aliases).
+const HLS_CONTENT_TYPES: [&str; 3] = [
+    "application/vnd.apple.mpegurl",
+    "application/x-mpegurl",
+    "audio/mpegurl",
+];
+
+/// The distributable rules, normalised once from the config.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    min_size: u64,
+    /// Lowercased prefixes.
+    content_types: Vec<String>,
+    /// Lowercased, without a leading dot.
+    extensions: Vec<String>,
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    playlists: bool,
+}
+
+/// A path pattern where `*` matches any run of characters (also none, also
+/// `/`). A pattern that contains `?` is matched against the path with its
+/// query, any other against the path alone, so `*.mp4` still matches
+/// `/a.mp4?token=1` while `*?token=*` can exclude by query.
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    with_query: bool,
+}
+
+impl Pattern {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            with_query: text.contains('?'),
+        }
+    }
+
+    fn matches(&self, path_and_query: &str) -> bool {
+        let subject = if self.with_query {
+            path_and_query
+        } else {
+            strip_query(path_and_query)
+        };
+        glob_match(&self.text, subject)
+    }
+}
+
+impl Rules {
+    /// Builds the rules from the config's `[distribute]` table.
+    pub fn new(config: &DistributeConfig) -> Self {
+        Self {
+            min_size: config.min_size,
+            content_types: config
+                .content_types
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            extensions: config
+                .extensions
+                .iter()
+                .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+            include: config.include.iter().map(|p| Pattern::new(p)).collect(),
+            exclude: config.exclude.iter().map(|p| Pattern::new(p)).collect(),
+            playlists: config.playlists,
+        }
+    }
+
+    /// Whether a response for `path_and_query` with this content type and
+    /// full length (the whole resource's, not a range's) is distributable.
+    pub fn is_distributable(
+        &self,
+        path_and_query: &str,
+        content_type: &str,
+        full_length: Option<u64>,
+    ) -> bool {
+        if self.is_excluded(path_and_query) {
+            return false;
+        }
+        if self.include.iter().any(|p| p.matches(path_and_query)) {
+            return true;
+        }
+        let big_enough = full_length.is_some_and(|n| n >= self.min_size);
+        big_enough
+            && (self.type_qualifies(content_type) || self.extension_qualifies(path_and_query))
+    }
+
+    /// Whether an `exclude` pattern matches; playlist segments are checked
+    /// against it too.
+    pub fn is_excluded(&self, path_and_query: &str) -> bool {
+        self.exclude.iter().any(|p| p.matches(path_and_query))
+    }
+
+    /// Whether this response is an HLS playlist whose segments should be
+    /// reported (only when `playlists = true`). DASH manifests are not read
+    /// yet: their segment templates need a different, larger parser.
+    pub fn is_playlist(&self, path_and_query: &str, content_type: &str) -> bool {
+        if !self.playlists || self.is_excluded(path_and_query) {
+            return false;
+        }
+        let mime = mime_essence(content_type);
+        HLS_CONTENT_TYPES.contains(&mime.as_str())
+            || extension(path_and_query).is_some_and(|e| e == "m3u8")
+    }
+
+    fn type_qualifies(&self, content_type: &str) -> bool {
+        let ct = content_type.trim().to_ascii_lowercase();
+        !ct.is_empty()
+            && self
+                .content_types
+                .iter()
+                .any(|p| ct.starts_with(p.as_str()))
+    }
+
+    fn extension_qualifies(&self, path_and_query: &str) -> bool {
+        extension(path_and_query).is_some_and(|e| self.extensions.contains(&e))
+    }
+}
+
+/// Whether a response may be distributable at all: a `GET` answered 200 or 206.
+pub fn eligible(method: &Method, status: StatusCode) -> bool {
+    method == Method::GET && (status == StatusCode::OK || status == StatusCode::PARTIAL_CONTENT)
+}
+
+/// The whole resource's length: `Content-Length` of a 200, the `/total` of
+/// `Content-Range` of a 206. `None` when unknown (chunked, `/*`).
+pub fn full_length(status: StatusCode, headers: &HeaderMap) -> Option<u64> {
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+        let (_, total) = range.rsplit_once('/')?;
+        total.trim().parse().ok()
+    } else {
+        headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+/// The resource's version for manifests: a strong ETag, else Last-Modified.
+/// A weak ETag does not promise identical bytes, so it is not a version.
+pub fn version(headers: &HeaderMap) -> Option<String> {
+    let etag = headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.starts_with("W/"));
+    etag.or_else(|| {
+        headers
+            .get(header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    })
+    .map(str::to_string)
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+/// Iterative with single-star backtracking, so it is linear on typical
+/// patterns and never recurses on hostile ones.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    // Position of the last `*` seen and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the last star swallow one more character and retry.
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The path without `?query` (and without a `#fragment`, should one slip in).
+pub fn strip_query(path_and_query: &str) -> &str {
+    let end = path_and_query
+        .find(['?', '#'])
+        .unwrap_or(path_and_query.len());
+    &path_and_query[..end]
+}
+
+/// The lowercased extension of the path's last segment, if it has one.
+fn extension(path_and_query: &str) -> Option<String> {
+    let path = strip_query(path_and_query);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let (stem, ext) = last.rsplit_once('.')?;
+    if stem.is_empty() || ext.is_empty() {
+        return None;
+    }
+    Some(ext.to_ascii_lowercase())
+}
+
+/// `type/subtype` without parameters, lowercased.
+pub(crate) fn mime_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/videos/*", "/videos/a/b.mp4"));
+        assert!(glob_match("*.mp4", "/x.mp4"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("/a*b*c", "/a--b--c"));
+        assert!(!glob_match("/a*b*c", "/a--b--"));
+        assert!(!glob_match("/videos/*", "/video/a"));
+        assert!(glob_match("/exact", "/exact"));
+        assert!(!glob_match("/exact", "/exact2"));
+    }
+
+    #[test]
+    fn extension_ignores_query_and_case() {
+        assert_eq!(extension("/a/B.MP4?x=y.txt").as_deref(), Some("mp4"));
+        assert_eq!(extension("/a.b/c"), None);
+        assert_eq!(extension("/.hidden"), None);
+    }
+}

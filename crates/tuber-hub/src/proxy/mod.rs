@@ -1,0 +1,400 @@
+//! The origin proxy (role Content Origin): the hub's fallback handler, which
+//! forwards everything the hub does not answer itself to the site behind it.
+//!
+//! Bodies stream both ways and are never held whole. HTML pages get the page
+//! script injected as they stream; responses the [`Rules`] call
+//! distributable, and the segments of HLS playlists, are reported on a
+//! channel as [`SeenResource`]s for the manifest builder. WebSocket upgrades
+//! of the site pass through. An unreachable site gets a clear 502/504 page.
+//!
+//! ## Layout
+//! - `forward` — the request and response heads: hop-by-hop headers,
+//!   `X-Forwarded-*`, `Host`, `Location` rewriting.
+//! - `inject` — the streaming script injector (lol_html).
+//! - `decode` — undoing gzip/deflate/br as a stream.
+//! - [`distributable`] — the pure rules.
+//! - [`playlist`] — the HLS parser and the bounded tee that feeds it.
+//! - `report` — [`SeenResource`]s onto the channel, playlists' segments.
+//! - `upgrade` — WebSocket tunnels.
+//! - [`error_page`] — 502/504 pages.
+
+mod decode;
+pub mod distributable;
+pub mod error_page;
+mod forward;
+mod inject;
+pub mod playlist;
+mod report;
+mod upgrade;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use distributable::Rules;
+pub use error_page::UpstreamFailure;
+pub use forward::origin_key;
+pub use playlist::hls_segment_uris;
+pub use report::{SeenReason, SeenResource};
+
+use crate::config::DistributeConfig;
+use decode::Coding;
+use forward::Target;
+use report::Reporter;
+
+/// Idle upstream connections are kept this long for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How the proxy is set up.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// The site: `http://host[:port]`, no path. `https://` upstreams are
+    /// refused for now (the crate has no TLS client).
+    pub upstream: Uri,
+    /// HTML injected into every page, e.g.
+    /// `<script src="/.tuber/client/tuber.js" defer></script>`.
+    pub script_tag: String,
+    /// Which responses are distributable.
+    pub distribute: DistributeConfig,
+    /// Time allowed for the TCP connect to the upstream; past it, 504.
+    pub connect_timeout: Duration,
+    /// The hub's public origin (`https://video.example.org`), used to
+    /// rewrite redirects to the upstream and for `X-Forwarded-Proto`.
+    /// Without it, such redirects become path-only.
+    pub public_origin: Option<String>,
+    /// Counts the body bytes of distributable responses as they stream to
+    /// clients (the origin's share of the traffic peers could have carried).
+    pub origin_bytes: Option<Arc<AtomicU64>>,
+}
+
+/// Why a proxy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// Only plain-HTTP upstreams are supported for now.
+    #[error("upstream {0}: only http:// upstreams are supported for now")]
+    UnsupportedScheme(Uri),
+    /// The upstream URL has no host.
+    #[error("upstream {0} has no host")]
+    NoHost(Uri),
+    /// The upstream URL has a path or query; it must be an origin.
+    #[error("upstream {0} must be an origin (http://host[:port]) without a path")]
+    UpstreamPath(Uri),
+    /// The public origin is not `http(s)://host[:port]`.
+    #[error("public origin {0:?} must be http(s)://host[:port]")]
+    PublicOrigin(String),
+}
+
+/// The origin proxy. Cheap to clone; every clone shares one connection
+/// pool. WebSocket tunnels end when the last clone is dropped.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<HttpConnector, Body>,
+    target: Target,
+    /// The upstream as shown on error pages.
+    upstream_display: String,
+    script_tag: Arc<str>,
+    public_origin: Option<String>,
+    origin_bytes: Option<Arc<AtomicU64>>,
+    reporter: Reporter,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Proxy {
+    /// Builds the proxy; fails on an upstream or public origin it cannot use.
+    pub fn new(
+        settings: ProxySettings,
+        seen: mpsc::Sender<SeenResource>,
+    ) -> Result<Self, ProxyError> {
+        let upstream = &settings.upstream;
+        match upstream.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => {}
+            _ => return Err(ProxyError::UnsupportedScheme(upstream.clone())),
+        }
+        let authority = upstream
+            .authority()
+            .filter(|a| !a.host().is_empty())
+            .cloned()
+            .ok_or_else(|| ProxyError::NoHost(upstream.clone()))?;
+        if !matches!(upstream.path(), "" | "/") || upstream.query().is_some() {
+            return Err(ProxyError::UpstreamPath(upstream.clone()));
+        }
+        let origin = origin_key(upstream).ok_or_else(|| ProxyError::NoHost(upstream.clone()))?;
+        let public_origin = settings
+            .public_origin
+            .as_deref()
+            .map(parse_public_origin)
+            .transpose()?;
+        let mut own_origins = vec![origin.clone()];
+        let mut forwarded_proto = "http";
+        if let Some((key, _)) = &public_origin {
+            if key.starts_with("https:") {
+                forwarded_proto = "https";
+            }
+            own_origins.push(key.clone());
+        }
+
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector);
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                upstream_display: format!("http://{authority}"),
+                target: Target {
+                    authority,
+                    origin,
+                    forwarded_proto,
+                },
+                script_tag: Arc::from(settings.script_tag.as_str()),
+                public_origin: public_origin.map(|(_, shown)| shown),
+                origin_bytes: settings.origin_bytes.clone(),
+                reporter: Reporter {
+                    seen,
+                    rules: Arc::new(Rules::new(&settings.distribute)),
+                    own_origins: own_origins.into(),
+                },
+                tasks: TaskTracker::new(),
+                cancel: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// Forwards one request to the upstream and returns its (possibly
+    /// rewritten) response, or an error page when the upstream failed.
+    pub async fn handle(&self, req: Request, client_addr: Option<SocketAddr>) -> Response {
+        let inner = &self.inner;
+        let (mut parts, body) = req.into_parts();
+        let method = parts.method.clone();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
+        let wants_html = forward::accepts_html(&parts.headers);
+        // Only an HTTP/1.1 connection can be taken over; without hyper's
+        // upgrade handle the request is forwarded as a plain GET.
+        let client_upgrade = if forward::is_websocket_upgrade(&parts.headers) {
+            parts.extensions.remove::<OnUpgrade>()
+        } else {
+            None
+        };
+        if let Err(e) = forward::upstream_request(
+            &mut parts,
+            &inner.target,
+            client_addr,
+            client_upgrade.is_some(),
+        ) {
+            tracing::debug!("request not forwardable: {e}");
+            return error_page::bad_request("request head cannot be forwarded");
+        }
+        parts.extensions = http::Extensions::new();
+        let request = Request::from_parts(parts, body);
+        match inner.client.request(request).await {
+            Ok(response) => self.respond(&method, &path, response, client_upgrade),
+            Err(e) => {
+                let failure = UpstreamFailure::classify(&e);
+                tracing::warn!(
+                    upstream = %inner.upstream_display,
+                    error = ?e,
+                    "upstream failed: {}",
+                    failure.describe()
+                );
+                error_page::render(failure, &inner.upstream_display, wants_html)
+            }
+        }
+    }
+
+    /// Turns the upstream's response into the client's.
+    fn respond(
+        &self,
+        method: &Method,
+        path: &str,
+        mut response: http::Response<Incoming>,
+        client_upgrade: Option<OnUpgrade>,
+    ) -> Response {
+        let inner = &self.inner;
+        let status = response.status();
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client)) = (switching, client_upgrade) {
+            let upstream = hyper::upgrade::on(&mut response);
+            upgrade::tunnel(client, upstream, &inner.tasks, inner.cancel.child_token());
+        }
+        let (parts, body) = response.into_parts();
+        let mut headers = parts.headers;
+        let upgrade_value = headers.get(header::UPGRADE).cloned();
+        forward::remove_hop_by_hop(&mut headers);
+        if let (true, Some(value)) = (switching, upgrade_value) {
+            headers.insert(header::UPGRADE, value);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        forward::rewrite_location(
+            &mut headers,
+            &inner.target.origin,
+            inner.public_origin.as_deref(),
+        );
+
+        let body = self.client_body(method, path, status, &mut headers, body);
+        let mut out = Response::new(body);
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        out
+    }
+
+    /// The client's body: the page with the script injected, a playlist
+    /// teed to its reader, or the upstream's body untouched. Reports a
+    /// distributable response on the way.
+    fn client_body(
+        &self,
+        method: &Method,
+        path: &str,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        body: Incoming,
+    ) -> Body {
+        let inner = &self.inner;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let rules = &inner.reporter.rules;
+        if inject::wants_injection(status, headers) {
+            // Not reported even if a rule matches: the bytes browsers get
+            // differ from the upstream's.
+            let coding = Coding::of(headers).unwrap_or(Coding::Identity);
+            inject::rewrite_headers(headers);
+            if method == Method::HEAD {
+                // A body of unknown length, as the GET's would be: an empty
+                // `Incoming` would make hyper announce `Content-Length: 0`.
+                drop(body);
+                Body::from_stream(futures_util::stream::empty::<
+                    Result<bytes::Bytes, std::io::Error>,
+                >())
+            } else {
+                let stream = decode::body_stream(body);
+                Body::from_stream(inject::inject(coding, stream, inner.script_tag.clone()))
+            }
+        } else {
+            let mut counted = false;
+            if distributable::eligible(method, status) {
+                let length = distributable::full_length(status, headers);
+                if rules.is_distributable(path, &content_type, length) {
+                    counted = true;
+                    inner.reporter.report(SeenResource {
+                        path: path.to_string(),
+                        content_type: content_type.clone(),
+                        length,
+                        version: distributable::version(headers),
+                        reason: SeenReason::Response,
+                    });
+                }
+            }
+            let out = match Coding::of(headers) {
+                Some(coding)
+                    if method == Method::GET
+                        && status == StatusCode::OK
+                        && rules.is_playlist(path, &content_type) =>
+                {
+                    let read =
+                        inner
+                            .reporter
+                            .playlist_reader(&inner.tasks, path.to_string(), coding);
+                    Body::new(playlist::Tee::new(body, playlist::PLAYLIST_LIMIT, read))
+                }
+                _ => Body::new(body),
+            };
+            match (&inner.origin_bytes, counted) {
+                (Some(counter), true) => {
+                    let counter = Arc::clone(counter);
+                    Body::new(http_body_util::BodyExt::map_frame(out, move |frame| {
+                        if let Some(data) = frame.data_ref() {
+                            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
+                        frame
+                    }))
+                }
+                _ => out,
+            }
+        }
+    }
+}
+
+/// Checks a public origin; returns its [`origin_key`] and the form used in
+/// rewritten `Location`s (`scheme://authority`, no trailing slash).
+fn parse_public_origin(text: &str) -> Result<(String, String), ProxyError> {
+    let bad = || ProxyError::PublicOrigin(text.to_string());
+    let uri: Uri = text.trim().parse().map_err(|_| bad())?;
+    let key = origin_key(&uri).ok_or_else(bad)?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad());
+    }
+    let scheme = uri.scheme_str().ok_or_else(bad)?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    Ok((key, format!("{scheme}://{authority}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(upstream: &str, public_origin: Option<&str>) -> ProxySettings {
+        ProxySettings {
+            upstream: upstream.parse().unwrap(),
+            script_tag: String::new(),
+            distribute: DistributeConfig::default(),
+            connect_timeout: Duration::from_secs(1),
+            public_origin: public_origin.map(str::to_string),
+            origin_bytes: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn construction_refuses_what_it_cannot_serve() {
+        let (tx, _rx) = mpsc::channel(1);
+        let new = |u: &str, p: Option<&str>| Proxy::new(settings(u, p), tx.clone());
+        assert!(matches!(
+            new("https://example.org", None),
+            Err(ProxyError::UnsupportedScheme(_))
+        ));
+        assert!(matches!(
+            new("http://example.org/app", None),
+            Err(ProxyError::UpstreamPath(_))
+        ));
+        assert!(matches!(
+            new("http://example.org", Some("hub.example")),
+            Err(ProxyError::PublicOrigin(_))
+        ));
+        assert!(new("http://127.0.0.1:3000/", Some("https://hub.example/")).is_ok());
+        let e = new("https://example.org", None).err().unwrap().to_string();
+        assert!(e.contains("only http://"), "{e}");
+    }
+}

@@ -1,0 +1,349 @@
+//! Assembles the hub: database, manifests, signaling, proxy, STUN, and the
+//! HTTP router; runs until the caller's shutdown future resolves. The caller
+//! binds the sockets (tests bind port 0) and decides when to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tuber_proto::descriptor::{IceServer, SwarmDescriptor};
+use tuber_proto::limits::PROTOCOL_VERSION;
+use tuber_proto::Manifest;
+
+use crate::config::HubConfig;
+use crate::db::{DbError, HubDb};
+use crate::manifests::Manifests;
+use crate::metrics::Metrics;
+use crate::planner::PlannerConfig;
+use crate::proxy::{Proxy, ProxySettings, SeenResource};
+use crate::signaling::{Connector, Signaling, SwarmHandle};
+use crate::{admin, routes, stun};
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The configuration does not make a working hub.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A socket or file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared by every request handler.
+pub struct HubState {
+    pub(crate) descriptor: Bytes,
+    pub(crate) public_url: String,
+    pub(crate) swarm: SwarmHandle,
+    pub(crate) connector: Connector,
+    pub(crate) connections: Arc<Semaphore>,
+    pub(crate) manifests: Manifests,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) db: HubDb,
+    pub(crate) admin_token: String,
+    pub(crate) invite_lifetime: Duration,
+    proxy: Proxy,
+}
+
+impl HubState {
+    /// Makes a manifest's content known to the planner (assigned at once;
+    /// a manifest the planner knows is a no-op there).
+    pub(crate) async fn publish(&self, m: &Manifest) {
+        let pieces = u32::try_from(m.pieces.len()).unwrap_or(u32::MAX);
+        self.swarm.content(m.path.clone(), m.id(), pieces).await;
+    }
+}
+
+/// The data directory: configured, else the OS's (`~/.local/share/tuber-hub`).
+pub fn data_dir(config: &HubConfig) -> Result<PathBuf, HubError> {
+    if let Some(d) = &config.data_dir {
+        return Ok(d.clone());
+    }
+    directories::ProjectDirs::from("org", "tuber", "tuber-hub")
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| HubError::Config("no home directory: pass --data DIR".into()))
+}
+
+/// Runs the hub on `listener` (HTTP) and `stun` (UDP, optional) until
+/// `shutdown` resolves; then stops accepting, lets requests in flight end,
+/// and stops every task it started.
+pub async fn run(
+    config: HubConfig,
+    listener: TcpListener,
+    stun_socket: Option<UdpSocket>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
+    config
+        .check()
+        .map_err(|e| HubError::Config(e.to_string()))?;
+    let upstream: http::Uri = config
+        .upstream
+        .as_deref()
+        .ok_or_else(|| HubError::Config("no upstream: pass --upstream URL".into()))?
+        .parse()
+        .map_err(|e| HubError::Config(format!("upstream URL: {e}")))?;
+    let http_addr = listener.local_addr()?;
+    let stun_addr = stun_socket
+        .as_ref()
+        .map(UdpSocket::local_addr)
+        .transpose()?;
+
+    let dir = data_dir(&config)?;
+    let db = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || HubDb::open(&dir))
+            .await
+            .map_err(|e| HubError::Config(e.to_string()))??
+    };
+    let admin_token = admin::ensure_token(&dir)?;
+
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    let descriptor = descriptor(&config, &public_url, stun_addr)?;
+    let swarm_id = descriptor.swarm_id.clone();
+
+    let metrics = Arc::new(Metrics::default());
+    let planner = PlannerConfig {
+        replication: config.planner.replication,
+        partition_pieces: config.planner.partition_pieces,
+        ban_threshold: config.planner.ban_threshold,
+        ping_interval: config.planner.ping_interval,
+        ..PlannerConfig::default()
+    };
+    let mut signaling = Signaling::new(
+        config.signaling.clone(),
+        planner,
+        db.clone(),
+        Arc::clone(&metrics),
+    );
+    let swarm = signaling.add_swarm(&swarm_id);
+    let manifests = Manifests::new(upstream.clone(), config.piece_size, db.clone());
+
+    let (seen_tx, seen_rx) = mpsc::channel(1024);
+    let proxy = Proxy::new(
+        ProxySettings {
+            upstream,
+            script_tag: r#"<script src="/.tuber/client/tuber.js" defer></script>"#.into(),
+            distribute: config.distribute.clone(),
+            connect_timeout: Duration::from_secs(10),
+            public_origin: Some(public_url.clone()),
+            origin_bytes: Some(Arc::clone(&metrics.origin_distributable_bytes)),
+        },
+        seen_tx,
+    )
+    .map_err(|e| HubError::Config(e.to_string()))?;
+
+    let state = Arc::new(HubState {
+        descriptor: Bytes::from(descriptor.encode()),
+        public_url,
+        swarm,
+        connector: signaling.connector(),
+        connections: Arc::new(Semaphore::new(config.signaling.max_connections)),
+        manifests,
+        metrics,
+        db: db.clone(),
+        admin_token,
+        invite_lifetime: config.invites.default_expiry,
+        proxy,
+    });
+
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(publish_seen(
+        Arc::clone(&state),
+        seen_rx,
+        cancel.child_token(),
+    ));
+    if let Some(socket) = stun_socket {
+        let token = cancel.child_token();
+        tasks.spawn(stun::serve(socket, async move { token.cancelled().await }));
+    }
+
+    tracing::info!(%http_addr, swarm = %swarm_id, "tuber hub listening");
+    let app = router(Arc::clone(&state));
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+
+    cancel.cancel();
+    while tasks.join_next().await.is_some() {}
+    drop(state);
+    signaling.shutdown().await;
+    let _ = tokio::task::spawn_blocking(move || db.flush()).await;
+    served.map_err(HubError::Io)
+}
+
+/// The hub's routes, then the proxy for everything else.
+pub fn router(state: Arc<HubState>) -> Router {
+    Router::new()
+        .route("/.well-known/tuber", get(routes::descriptor))
+        .route("/.tuber/manifest", get(routes::manifest))
+        .route("/.tuber/piece/{hash}", get(routes::piece))
+        .route("/.tuber/client/tuber.js", get(routes::client_js))
+        .route("/.tuber/sw.js", get(routes::service_worker_js))
+        .route("/.tuber/ws", get(routes::ws))
+        .route("/.tuber/admin/invites", post(admin::create_invite))
+        .route("/.tuber/admin/content", post(admin::add_content))
+        .route("/metrics", get(routes::metrics))
+        .fallback(proxy)
+        .with_state(state)
+}
+
+async fn proxy(
+    State(state): State<Arc<HubState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    state.proxy.handle(req, Some(client)).await
+}
+
+/// Resources the proxy saw (and playlist segments) become manifests and
+/// reach the planner, one at a time so a burst cannot flood the upstream.
+async fn publish_seen(
+    state: Arc<HubState>,
+    mut seen: mpsc::Receiver<SeenResource>,
+    cancel: CancellationToken,
+) {
+    // Recently published paths, so a popular video is not re-checked on
+    // every range request. Bounded: cleared when it grows past its cap.
+    let mut recent: std::collections::HashMap<String, Instant> = Default::default();
+    const RECHECK: Duration = Duration::from_secs(60);
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            item = seen.recv() => item,
+        };
+        let Some(item) = item else { break };
+        if recent
+            .get(&item.path)
+            .is_some_and(|t| t.elapsed() < RECHECK)
+        {
+            continue;
+        }
+        if recent.len() > 10_000 {
+            recent.clear();
+        }
+        recent.insert(item.path.clone(), Instant::now());
+        let got = tokio::select! {
+            () = cancel.cancelled() => break,
+            got = state.manifests.get(&item.path) => got,
+        };
+        match got {
+            Ok(m) => state.publish(&m).await,
+            Err(e) => {
+                tracing::debug!(path = %item.path, error = %e, "no manifest for a seen resource")
+            }
+        }
+    }
+}
+
+fn descriptor(
+    config: &HubConfig,
+    public_url: &str,
+    stun_addr: Option<SocketAddr>,
+) -> Result<SwarmDescriptor, HubError> {
+    let uri: http::Uri = public_url
+        .parse()
+        .map_err(|e| HubError::Config(format!("public URL {public_url:?}: {e}")))?;
+    let host = uri.host().unwrap_or("localhost").trim_matches(['[', ']']);
+    let swarm_id = config.swarm_id.clone().unwrap_or_else(|| {
+        let mut id: String = host
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        if let Some(port) = uri.port_u16() {
+            id.push_str(&format!("-{port}"));
+        }
+        id.chars().take(64).collect()
+    });
+    let ws_scheme = if uri.scheme_str() == Some("https") {
+        "wss"
+    } else {
+        "ws"
+    };
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+    let mut stun_urls = config.stun.advertise.clone();
+    if stun_urls.is_empty() {
+        if let Some(addr) = stun_addr {
+            let stun_host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            stun_urls.push(format!("stun:{stun_host}:{}", addr.port()));
+        }
+    }
+    let d = SwarmDescriptor {
+        version: PROTOCOL_VERSION,
+        name: config.name.clone().unwrap_or_else(|| swarm_id.clone()),
+        swarm_id,
+        origin: format!("{public_url}/"),
+        signaling: format!("{ws_scheme}://{authority}/.tuber/ws"),
+        ice_servers: if stun_urls.is_empty() {
+            vec![]
+        } else {
+            vec![IceServer {
+                urls: stun_urls,
+                username: None,
+                credential: None,
+            }]
+        },
+        piece_size: config.piece_size,
+        manifest: format!("{public_url}/.tuber/manifest"),
+        pieces: format!("{public_url}/.tuber/piece/"),
+        register: format!("{public_url}/.tuber/ws"),
+    };
+    d.validate()
+        .map_err(|e| HubError::Config(format!("descriptor: {e}")))?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_from_defaults_is_valid_and_names_stun() {
+        let config = HubConfig::default();
+        let stun = "127.0.0.1:3478".parse().ok();
+        let d = descriptor(&config, "http://127.0.0.1:8080", stun).expect("descriptor");
+        assert_eq!(d.swarm_id, "127.0.0.1-8080");
+        assert_eq!(d.signaling, "ws://127.0.0.1:8080/.tuber/ws");
+        assert_eq!(
+            d.ice_servers[0].urls,
+            vec!["stun:127.0.0.1:3478".to_string()]
+        );
+        let d = descriptor(&config, "https://video.example.org", None).expect("descriptor");
+        assert_eq!(d.swarm_id, "video.example.org");
+        assert_eq!(d.signaling, "wss://video.example.org/.tuber/ws");
+        assert!(SwarmDescriptor::decode(&d.encode()).is_ok());
+    }
+}

@@ -1,0 +1,202 @@
+//! Signaling: the WebSocket side of the hub. Each swarm is an actor
+//! ([`swarm`]) that owns its planner and its peers; each connection is a task
+//! ([`conn`]). Relays, holdings, assignments and bans never cross swarms,
+//! because a swarm only knows its own registry.
+//!
+//! ## Layout
+//! - `swarm.rs` — the per-swarm actor: planner inputs and outputs, relay.
+//! - `conn.rs` — one connection: challenge/hello/welcome, limits, I/O.
+
+mod conn;
+mod swarm;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tuber_proto::signal::{Capacity, ClientToHub, Role};
+use tuber_proto::{ManifestId, PeerId};
+
+use crate::config::SignalingConfig;
+use crate::db::HubDb;
+use crate::metrics::{Gauges, Metrics};
+use crate::planner::{PlannerConfig, Refused};
+
+use swarm::{Command, SwarmActor};
+pub use swarm::{ConnId, Outgoing};
+
+/// Requests a swarm actor may have queued (backpressure on connections).
+const SWARM_QUEUE: usize = 1024;
+
+/// What every connection needs.
+pub(crate) struct Shared {
+    settings: SignalingConfig,
+    planner: PlannerConfig,
+    db: HubDb,
+    metrics: Arc<Metrics>,
+}
+
+/// The swarms this hub signals for. Owns their actors' tasks: dropping it
+/// (or cancelling its token) stops them.
+pub struct Signaling {
+    shared: Arc<Shared>,
+    swarms: HashMap<String, SwarmHandle>,
+    tasks: JoinSet<()>,
+    cancel: CancellationToken,
+}
+
+/// Serves upgraded WebSockets. Cheap to clone.
+#[derive(Clone)]
+pub struct Connector(Arc<Shared>);
+
+impl Connector {
+    /// Serves one upgraded WebSocket for `swarm` until it closes.
+    pub async fn serve(&self, ws: WebSocket, swarm: SwarmHandle) {
+        conn::run(ws, swarm, Arc::clone(&self.0)).await;
+    }
+
+    /// Largest WebSocket message accepted at the transport level. Larger
+    /// than the protocol's 64 KiB so that a too-large message still gets a
+    /// `too_large` answer; beyond this the connection is closed unread.
+    pub const MAX_WS_MESSAGE: usize = 256 * 1024;
+}
+
+/// A cheap handle to one swarm's actor.
+#[derive(Clone)]
+pub struct SwarmHandle {
+    id: Arc<str>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl Signaling {
+    /// No swarms yet.
+    pub fn new(
+        settings: SignalingConfig,
+        planner: PlannerConfig,
+        db: HubDb,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                settings,
+                planner,
+                db,
+                metrics,
+            }),
+            swarms: HashMap::new(),
+            tasks: JoinSet::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Starts the actor of swarm `id` (or returns the running one).
+    pub fn add_swarm(&mut self, id: &str) -> SwarmHandle {
+        if let Some(h) = self.swarms.get(id) {
+            return h.clone();
+        }
+        let (tx, rx) = mpsc::channel(SWARM_QUEUE);
+        let actor = SwarmActor::new(
+            self.shared.planner.clone(),
+            self.shared.db.clone(),
+            self.shared.metrics.clone(),
+        );
+        self.tasks.spawn(actor.run(rx, self.cancel.child_token()));
+        let handle = SwarmHandle { id: id.into(), tx };
+        self.swarms.insert(id.to_string(), handle.clone());
+        handle
+    }
+
+    /// The running swarm `id`.
+    pub fn swarm(&self, id: &str) -> Option<SwarmHandle> {
+        self.swarms.get(id).cloned()
+    }
+
+    /// What the HTTP server needs to serve connections.
+    pub fn connector(&self) -> Connector {
+        Connector(Arc::clone(&self.shared))
+    }
+
+    /// Stops every swarm and waits for their actors.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Drop for Signaling {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl SwarmHandle {
+    /// The swarm id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Tells the planner about a resource's manifest (assigned at once).
+    pub async fn content(&self, resource: String, manifest: ManifestId, pieces: u32) {
+        let _ = self
+            .tx
+            .send(Command::Content {
+                resource,
+                manifest,
+                pieces,
+            })
+            .await;
+    }
+
+    /// Connected peers and bans, for `/metrics`.
+    pub async fn gauges(&self) -> Gauges {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Gauges { reply }).await.is_err() {
+            return Gauges::default();
+        }
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    async fn join(
+        &self,
+        peer: PeerId,
+        role: Role,
+        trusted: bool,
+        capacity: Option<Capacity>,
+        conn: ConnId,
+        tx: mpsc::Sender<Outgoing>,
+    ) -> Result<(), Refused> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Join {
+            peer,
+            role,
+            trusted,
+            capacity,
+            conn,
+            tx,
+            reply,
+        };
+        if self.tx.send(cmd).await.is_err() {
+            return Err(Refused::Full);
+        }
+        rx.await.unwrap_or(Err(Refused::Full))
+    }
+
+    async fn message(&self, peer: PeerId, conn: ConnId, msg: ClientToHub) -> bool {
+        self.tx
+            .send(Command::Message { peer, conn, msg })
+            .await
+            .is_ok()
+    }
+
+    async fn leave(&self, peer: PeerId, conn: ConnId) {
+        let _ = self.tx.send(Command::Leave { peer, conn }).await;
+    }
+}

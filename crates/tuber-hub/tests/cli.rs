@@ -1,0 +1,131 @@
+//! The `tuber-hub` binary: `demo` serves the demo site through the proxy,
+//! `invite create` works with the hub stopped (straight to the database) and
+//! running (through the admin API, since the hub holds the database), and
+//! SIGTERM stops the hub cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tuber-hub");
+
+/// Kills the child on drop, whatever happens in the test.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn invite(data: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["invite", "create", "--name", "test", "--data"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("run tuber-hub invite create")
+}
+
+#[test]
+fn demo_and_invites_through_the_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Hub not running: the command opens the database itself.
+    let out = invite(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(token.trim().starts_with("tuber-invite-"), "{token}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tuber://join?swarm="));
+
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--no-stun", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tuber-hub demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut guard = Guard(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("tuber-hub listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+
+    // The demo page, through the proxy, with the script injected.
+    let page = http_get(&addr, "/");
+    assert!(page.contains("200 OK"), "{page}");
+    assert!(page.contains("/.tuber/client/tuber.js"), "{page}");
+
+    // Hub running: the database is locked, so the command asks the hub.
+    let out = invite(dir.path(), &["--listen", &addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(second.trim().starts_with("tuber-invite-"));
+    assert_ne!(second.trim(), token.trim());
+
+    // SIGTERM: a clean, prompt exit.
+    let pid = guard.0.id();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = guard.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "hub did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_bad_config_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, "piece_size = 1000\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--upstream", "http://127.0.0.1:9", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("piece_size"), "{err}");
+}
+
+/// A minimal HTTP/1.1 GET over a plain socket (the test needs no client library).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: text/html\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}

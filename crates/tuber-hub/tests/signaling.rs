@@ -1,0 +1,411 @@
+//! Signaling with real WebSocket clients against real swarm actors: relay,
+//! isolation between swarms, proofs and invites, malformed and oversized
+//! frames answered with an error while other clients carry on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tuber_hub::config::SignalingConfig;
+use tuber_hub::db::HubDb;
+use tuber_hub::metrics::Metrics;
+use tuber_hub::planner::PlannerConfig;
+use tuber_hub::signaling::{Connector, Signaling, SwarmHandle};
+use tuber_proto::signal::{self, ClientToHub, ErrorCode, HubToClient, Role, Signature, TrustProof};
+use tuber_proto::PeerId;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Harness {
+    addr: std::net::SocketAddr,
+    db: HubDb,
+    _dir: tempfile::TempDir,
+    _signaling: Signaling,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    connector: Connector,
+    swarms: Arc<Vec<SwarmHandle>>,
+}
+
+async fn ws_route(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(swarm) = s.swarms.iter().find(|h| h.id() == id).cloned() else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    let connector = s.connector.clone();
+    upgrade
+        .max_message_size(Connector::MAX_WS_MESSAGE)
+        .on_upgrade(move |ws| async move { connector.serve(ws, swarm).await })
+}
+
+async fn harness(settings: SignalingConfig) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = HubDb::open(dir.path()).expect("db");
+    let mut signaling = Signaling::new(
+        settings,
+        PlannerConfig::default(),
+        db.clone(),
+        Arc::new(Metrics::default()),
+    );
+    let swarms = vec![signaling.add_swarm("alpha"), signaling.add_swarm("beta")];
+    let state = AppState {
+        connector: signaling.connector(),
+        swarms: Arc::new(swarms),
+    };
+    let app = Router::new()
+        .route("/ws/{id}", get(ws_route))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Harness {
+        addr,
+        db,
+        _dir: dir,
+        _signaling: signaling,
+        server,
+    }
+}
+
+async fn recv(ws: &mut Ws) -> HubToClient {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("stream open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            return signal::decode(t.as_str()).expect("hub sends valid messages");
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &ClientToHub) {
+    let text = signal::encode(msg).expect("encode");
+    ws.send(Message::Text(text.into())).await.expect("send");
+}
+
+async fn connect(h: &Harness, swarm: &str) -> (Ws, tuber_proto::Nonce) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/{swarm}", h.addr))
+        .await
+        .expect("connect");
+    let HubToClient::Challenge { version, nonce } = recv(&mut ws).await else {
+        panic!("challenge first");
+    };
+    assert_eq!(version, 1);
+    (ws, nonce)
+}
+
+async fn browser(h: &Harness, swarm: &str) -> (Ws, PeerId) {
+    let (mut ws, _) = connect(h, swarm).await;
+    send(&mut ws, &hello(Role::Browser, None, None)).await;
+    match recv(&mut ws).await {
+        HubToClient::Welcome {
+            peer_id,
+            role: Role::Browser,
+            trusted: false,
+            ..
+        } => (ws, peer_id),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+fn hello(role: Role, proof: Option<TrustProof>, invite: Option<String>) -> ClientToHub {
+    serde_json::from_value(serde_json::json!({
+        "type": "hello", "version": 1, "role": role, "proof": proof, "invite": invite, "agent": "test"
+    }))
+    .expect("hello")
+}
+
+fn proof(key: &SigningKey, swarm: &str, nonce: &tuber_proto::Nonce) -> TrustProof {
+    let sig = key.sign(&signal::hello_signing_payload(swarm, nonce));
+    TrustProof {
+        public_key: PeerId::from_bytes(key.verifying_key().to_bytes()),
+        signature: Signature(sig.to_bytes()),
+    }
+}
+
+#[tokio::test]
+async fn offers_are_relayed_within_a_swarm_and_not_across() {
+    let h = harness(SignalingConfig::default()).await;
+    let (mut a, a_id) = browser(&h, "alpha").await;
+    let (mut b, b_id) = browser(&h, "alpha").await;
+    let (mut c, c_id) = browser(&h, "beta").await;
+
+    send(
+        &mut a,
+        &serde_json::from_value(serde_json::json!({
+            "type": "offer", "to": b_id, "conn": 9, "sdp": "v=0\r\n"
+        }))
+        .expect("offer"),
+    )
+    .await;
+    match recv(&mut b).await {
+        HubToClient::Offer { from, conn: 9, sdp } => {
+            assert_eq!(from, a_id);
+            assert_eq!(sdp, "v=0\r\n");
+        }
+        other => panic!("expected the offer, got {other:?}"),
+    }
+
+    // c is in another swarm: unknown here, and c hears nothing.
+    send(
+        &mut a,
+        &serde_json::from_value(serde_json::json!({
+            "type": "candidate", "to": c_id, "conn": 9, "candidate": null
+        }))
+        .expect("candidate"),
+    )
+    .await;
+    match recv(&mut a).await {
+        HubToClient::Error {
+            code: ErrorCode::UnknownPeer,
+            ..
+        } => {}
+        other => panic!("expected unknown_peer, got {other:?}"),
+    }
+    send(&mut c, &ClientToHub::Ping { nonce: 5 }).await;
+    assert_eq!(
+        recv(&mut c).await,
+        HubToClient::Pong { nonce: 5 },
+        "nothing else reached c"
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_everyone_carries_on() {
+    let h = harness(SignalingConfig::default()).await;
+    let (mut bad, _) = browser(&h, "alpha").await;
+    let (mut good, _) = browser(&h, "alpha").await;
+
+    let oversized = format!(
+        r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let cases: Vec<(Message, ErrorCode)> = vec![
+        (Message::Text("{not json".into()), ErrorCode::BadMessage),
+        (
+            Message::Text(r#"{"type":"teleport"}"#.into()),
+            ErrorCode::BadMessage,
+        ),
+        (Message::Text(r#"["ping",1]"#.into()), ErrorCode::BadMessage),
+        (Message::Text(oversized.into()), ErrorCode::TooLarge),
+        (Message::Binary(vec![0u8; 10].into()), ErrorCode::BadMessage),
+        (
+            Message::Text(r#"{"type":"have","pieces":["AB"]}"#.into()),
+            ErrorCode::BadMessage,
+        ),
+    ];
+    for (frame, code) in cases {
+        bad.send(frame).await.expect("send");
+        match recv(&mut bad).await {
+            HubToClient::Error { code: got, .. } => assert_eq!(got, code),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    // The offender is still served, and so is everyone else.
+    send(&mut bad, &ClientToHub::Ping { nonce: 1 }).await;
+    assert_eq!(recv(&mut bad).await, HubToClient::Pong { nonce: 1 });
+    send(&mut good, &ClientToHub::Ping { nonce: 2 }).await;
+    assert_eq!(recv(&mut good).await, HubToClient::Pong { nonce: 2 });
+
+    // A message far past the transport limit closes only that connection.
+    let huge = "x".repeat(Connector::MAX_WS_MESSAGE + 1024);
+    let _ = bad.send(Message::Text(huge.into())).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match bad.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert!(closed);
+    send(&mut good, &ClientToHub::Ping { nonce: 3 }).await;
+    assert_eq!(recv(&mut good).await, HubToClient::Pong { nonce: 3 });
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited() {
+    let settings = SignalingConfig {
+        messages_per_second: 5,
+        burst: 5,
+        ..SignalingConfig::default()
+    };
+    let h = harness(settings).await;
+    let (mut ws, _) = browser(&h, "alpha").await;
+    for n in 0..20 {
+        send(&mut ws, &ClientToHub::Ping { nonce: n }).await;
+    }
+    let mut limited = 0;
+    for _ in 0..20 {
+        if let HubToClient::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        } = recv(&mut ws).await
+        {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 10, "{limited} of 20 limited");
+}
+
+#[tokio::test]
+async fn permanent_peers_prove_their_key_and_invites_make_them_trusted() {
+    let h = harness(SignalingConfig::default()).await;
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let other = SigningKey::from_bytes(&[8u8; 32]);
+
+    // A wrong signature (another key's) is refused.
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    let mut forged = proof(&other, "alpha", &nonce);
+    forged.public_key = PeerId::from_bytes(key.verifying_key().to_bytes());
+    send(&mut ws, &hello(Role::Permanent, Some(forged), None)).await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        HubToClient::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }
+    ));
+
+    // A proof for another swarm does not work here.
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    send(
+        &mut ws,
+        &hello(Role::Permanent, Some(proof(&key, "beta", &nonce)), None),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        HubToClient::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }
+    ));
+
+    // A valid proof without an invite: welcomed, not trusted.
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    send(
+        &mut ws,
+        &hello(Role::Permanent, Some(proof(&key, "alpha", &nonce)), None),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        HubToClient::Welcome { trusted: false, .. }
+    ));
+    drop(ws);
+
+    // With an invite: trusted, and still trusted on the next connection.
+    let token =
+        h.db.create_invite("home pc", 3600, tuber_hub::db::unix_now())
+            .expect("invite");
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    send(
+        &mut ws,
+        &hello(
+            Role::Permanent,
+            Some(proof(&key, "alpha", &nonce)),
+            Some(token.clone()),
+        ),
+    )
+    .await;
+    match recv(&mut ws).await {
+        HubToClient::Welcome {
+            peer_id,
+            trusted: true,
+            role: Role::Permanent,
+            ..
+        } => {
+            assert_eq!(peer_id.as_bytes(), &key.verifying_key().to_bytes());
+        }
+        other => panic!("expected a trusted welcome, got {other:?}"),
+    }
+    drop(ws);
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    send(
+        &mut ws,
+        &hello(Role::Permanent, Some(proof(&key, "alpha", &nonce)), None),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        HubToClient::Welcome { trusted: true, .. }
+    ));
+
+    // The same invite replayed by another key is refused.
+    let (mut ws2, nonce) = connect(&h, "alpha").await;
+    send(
+        &mut ws2,
+        &hello(
+            Role::Permanent,
+            Some(proof(&other, "alpha", &nonce)),
+            Some(token),
+        ),
+    )
+    .await;
+    assert!(matches!(
+        recv(&mut ws2).await,
+        HubToClient::Error {
+            code: ErrorCode::InviteInvalid,
+            ..
+        }
+    ));
+
+    // Messages before hello are unauthorized; a browser without hello in time is dropped.
+    let (mut ws3, _) = connect(&h, "alpha").await;
+    send(&mut ws3, &ClientToHub::Ping { nonce: 1 }).await;
+    assert!(matches!(
+        recv(&mut ws3).await,
+        HubToClient::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_hello_of_another_version_is_refused_clearly() {
+    let h = harness(SignalingConfig::default()).await;
+    let (mut ws, _) = connect(&h, "alpha").await;
+    ws.send(Message::Text(
+        r#"{"type":"hello","version":2,"role":"browser","agent":""}"#.into(),
+    ))
+    .await
+    .expect("send");
+    match recv(&mut ws).await {
+        HubToClient::Error {
+            code: ErrorCode::UnsupportedVersion,
+            message,
+        } => {
+            assert!(message.contains('1') && message.contains('2'), "{message}");
+        }
+        other => panic!("expected unsupported_version, got {other:?}"),
+    }
+}
