@@ -1,0 +1,368 @@
+//! Mutations of pieces: put with eviction, delete, pinning, budget changes.
+//!
+//! Each mutation is planned outside sled (which pieces to evict, what the new
+//! totals are) and then applied as one multi-tree transaction, so a crash
+//! leaves either all of it or none of it.
+
+use sled::IVec;
+use tracing::debug;
+use tuber_proto::PieceHash;
+
+use crate::core::StoreCore;
+use crate::error::{Result, StoreError};
+use crate::keys::{check_resource, check_swarm, lru_key, trailing_hash, LRU_KEY_LEN};
+use crate::meta::{Owner, PieceMeta};
+use crate::{MAX_OWNERS, MAX_PIECE_BYTES};
+
+/// Rounds a put or a budget cut may take when it finds a corrupt record on
+/// its way (each round deletes one, so this is rarely more than two).
+const MAX_ATTEMPTS: usize = 4;
+
+/// Victims per transaction when a budget cut evicts many pieces, so one
+/// transaction's write set stays small.
+const SHRINK_BATCH: usize = 256;
+
+/// What a successful [`StoreCore::put`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// False if the piece was already stored (the owner was added to it).
+    pub added: bool,
+    /// Pieces evicted to make room, least valuable first. A peer announces
+    /// these as lost.
+    pub evicted: Vec<PieceHash>,
+}
+
+/// Eviction candidates, least valuable first.
+#[derive(Default)]
+struct Plan {
+    victims: Vec<(PieceHash, PieceMeta)>,
+    /// `lru` keys with no matching metadata; removed along the way.
+    stale: Vec<IVec>,
+    /// A candidate whose metadata did not decode; purge it and plan again.
+    corrupt: Option<PieceHash>,
+    freed: u64,
+}
+
+impl Plan {
+    fn hashes(&self) -> Vec<PieceHash> {
+        self.victims.iter().map(|(h, _)| *h).collect()
+    }
+}
+
+fn bug(what: &str) -> StoreError {
+    StoreError::Db(sled::Error::ReportableBug(what.to_owned()))
+}
+
+impl StoreCore {
+    /// Stores a piece after checking that `bytes` hash to `hash`.
+    ///
+    /// If the piece is already stored, adds `owner` to it (and pins it if
+    /// `pinned`). Otherwise makes room by evicting the least valuable pieces:
+    /// an unpinned put evicts only unpinned pieces, a pinned put evicts
+    /// unpinned ones first and then the least recently used pinned ones. If
+    /// the piece cannot fit, fails with [`StoreError::Full`] before evicting
+    /// anything.
+    pub fn put(
+        &mut self,
+        hash: &PieceHash,
+        bytes: &[u8],
+        owner: &Owner,
+        pinned: bool,
+    ) -> Result<PutOutcome> {
+        let size = bytes.len() as u64;
+        if size > MAX_PIECE_BYTES {
+            return Err(StoreError::PieceTooLarge {
+                size,
+                max: MAX_PIECE_BYTES,
+            });
+        }
+        check_swarm(&owner.swarm)?;
+        check_resource(&owner.resource)?;
+        let actual = PieceHash::of(bytes);
+        if actual != *hash {
+            return Err(StoreError::HashMismatch {
+                expected: *hash,
+                actual,
+            });
+        }
+        self.guarded(|s| {
+            for _ in 0..MAX_ATTEMPTS {
+                if let Some(outcome) = s.try_put(hash, bytes, owner, pinned)? {
+                    return Ok(outcome);
+                }
+            }
+            Err(bug("put kept finding corrupt records"))
+        })
+    }
+
+    /// One attempt; `None` means a corrupt record was deleted on the way and
+    /// the put must be planned again.
+    fn try_put(
+        &mut self,
+        hash: &PieceHash,
+        bytes: &[u8],
+        owner: &Owner,
+        pinned: bool,
+    ) -> Result<Option<PutOutcome>> {
+        match self.load_meta(hash) {
+            Ok(Some(meta)) => return self.add_owner(hash, meta, owner, pinned).map(Some),
+            Ok(None) => {}
+            // The stored copy's record was bad and is gone now: store afresh.
+            Err(StoreError::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let size = bytes.len() as u64;
+        let c = self.rec.contents;
+        let free = self.budget.saturating_sub(c.bytes);
+        let evictable = if pinned {
+            c.bytes
+        } else {
+            c.bytes.saturating_sub(c.pinned_bytes)
+        };
+        let available = free.saturating_add(evictable).min(self.budget);
+        if size > available {
+            return Err(StoreError::Full {
+                needed: size,
+                available,
+                budget: self.budget,
+            });
+        }
+        let plan = if size > free {
+            self.plan_victims(size - free, pinned, usize::MAX)?
+        } else {
+            Plan::default()
+        };
+        if let Some(bad) = plan.corrupt {
+            self.purge_corrupt(&bad, None, "metadata does not decode")?;
+            return Ok(None);
+        }
+        if free.saturating_add(plan.freed) < size {
+            // Totals promised room that the index cannot find; scrub repairs.
+            return Err(StoreError::Full {
+                needed: size,
+                available: free.saturating_add(plan.freed),
+                budget: self.budget,
+            });
+        }
+        let mut rec = self.rec;
+        rec.clock += 1;
+        for (_, victim) in &plan.victims {
+            rec.contents.remove(victim);
+        }
+        rec.evictions += plan.victims.len() as u64;
+        rec.contents.pieces += 1;
+        rec.contents.bytes += size;
+        if pinned {
+            rec.contents.pinned_bytes += size;
+        }
+        let meta = PieceMeta {
+            size,
+            owners: vec![owner.clone()],
+            last_access: rec.clock,
+            hits: 0,
+            bytes_served: 0,
+            pinned,
+        };
+        self.transact(|tx| {
+            for (victim, vmeta) in &plan.victims {
+                tx.remove_piece(victim, vmeta)?;
+            }
+            for key in &plan.stale {
+                tx.lru.remove(key)?;
+            }
+            tx.pieces.insert(&hash.as_bytes()[..], bytes)?;
+            tx.insert_meta(hash, &meta)?;
+            tx.write_totals(&rec)
+        })?;
+        self.rec = rec;
+        let evicted = plan.hashes();
+        if !evicted.is_empty() {
+            debug!(%hash, evicted = evicted.len(), "evicted to make room");
+        }
+        Ok(Some(PutOutcome {
+            added: true,
+            evicted,
+        }))
+    }
+
+    fn add_owner(
+        &mut self,
+        hash: &PieceHash,
+        meta: PieceMeta,
+        owner: &Owner,
+        pinned: bool,
+    ) -> Result<PutOutcome> {
+        let mut new = meta.clone();
+        if !new.owners.contains(owner) {
+            if new.owners.len() >= MAX_OWNERS {
+                return Err(StoreError::TooManyOwners {
+                    hash: *hash,
+                    max: MAX_OWNERS,
+                });
+            }
+            new.owners.push(owner.clone());
+        }
+        let mut rec = self.rec;
+        rec.clock += 1;
+        new.last_access = rec.clock;
+        if pinned && !meta.pinned {
+            new.pinned = true;
+            rec.contents.pinned_bytes += meta.size;
+        }
+        self.transact(|tx| {
+            tx.lru
+                .remove(&lru_key(meta.pinned, meta.last_access, hash)[..])?;
+            tx.insert_meta(hash, &new)?;
+            tx.write_totals(&rec)
+        })?;
+        self.rec = rec;
+        Ok(PutOutcome::default())
+    }
+
+    /// Collects eviction victims until `need` bytes would be freed, or
+    /// `max_victims` are found, or the allowed part of the index ends.
+    fn plan_victims(&self, need: u64, allow_pinned: bool, max_victims: usize) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for key in self.t.lru.iter().keys() {
+            if plan.freed >= need || plan.victims.len() >= max_victims {
+                break;
+            }
+            let key = key?;
+            if key.len() == LRU_KEY_LEN && key[0] != 0 && !allow_pinned {
+                break;
+            }
+            let hash = match trailing_hash(&key) {
+                Some(hash) if key.len() == LRU_KEY_LEN => hash,
+                _ => {
+                    plan.stale.push(key);
+                    continue;
+                }
+            };
+            let Some(raw) = self.t.meta.get(hash.as_bytes())? else {
+                plan.stale.push(key);
+                continue;
+            };
+            match PieceMeta::decode(&raw) {
+                Err(_) => {
+                    plan.corrupt = Some(hash);
+                    break;
+                }
+                Ok(meta) if lru_key(meta.pinned, meta.last_access, &hash)[..] != key[..] => {
+                    plan.stale.push(key);
+                }
+                Ok(meta) => {
+                    plan.freed += meta.size;
+                    plan.victims.push((hash, meta));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Deletes a piece; whether it was stored.
+    pub fn delete(&mut self, hash: &PieceHash) -> Result<bool> {
+        self.guarded(|s| {
+            let meta = match s.load_meta(hash) {
+                Ok(Some(meta)) => meta,
+                Ok(None) => return Ok(false),
+                // Undecodable: deleted (and counted) on the way.
+                Err(StoreError::Corrupt { .. }) => return Ok(true),
+                Err(e) => return Err(e),
+            };
+            let mut rec = s.rec;
+            rec.contents.remove(&meta);
+            s.transact(|tx| {
+                tx.remove_piece(hash, &meta)?;
+                tx.write_totals(&rec)
+            })?;
+            s.rec = rec;
+            Ok(true)
+        })
+    }
+
+    /// Pins or unpins a stored piece. Pinned pieces survive unpinned puts.
+    pub fn set_pinned(&mut self, hash: &PieceHash, pinned: bool) -> Result<()> {
+        self.guarded(|s| s.set_pinned_once(hash, pinned))
+    }
+
+    fn set_pinned_once(&mut self, hash: &PieceHash, pinned: bool) -> Result<()> {
+        let meta = self
+            .load_meta(hash)?
+            .ok_or(StoreError::NotFound { hash: *hash })?;
+        if meta.pinned == pinned {
+            return Ok(());
+        }
+        let new = PieceMeta {
+            pinned,
+            ..meta.clone()
+        };
+        let mut rec = self.rec;
+        if pinned {
+            rec.contents.pinned_bytes += meta.size;
+        } else {
+            rec.contents.pinned_bytes = rec.contents.pinned_bytes.saturating_sub(meta.size);
+        }
+        self.transact(|tx| {
+            tx.lru
+                .remove(&lru_key(meta.pinned, meta.last_access, hash)[..])?;
+            tx.insert_meta(hash, &new)?;
+            tx.write_totals(&rec)
+        })?;
+        self.rec = rec;
+        Ok(())
+    }
+
+    /// Changes the budget. Shrinking evicts unpinned pieces, then pinned ones,
+    /// least recently used first, until the store fits; returns the evicted.
+    pub fn set_budget(&mut self, budget_bytes: u64) -> Result<Vec<PieceHash>> {
+        self.budget = budget_bytes;
+        self.guarded(|s| s.shrink_to_budget())
+    }
+
+    pub(crate) fn shrink_to_budget(&mut self) -> Result<Vec<PieceHash>> {
+        let mut evicted = Vec::new();
+        let mut setbacks = 0;
+        while self.rec.contents.bytes > self.budget {
+            if setbacks >= MAX_ATTEMPTS {
+                return Err(bug("eviction index out of step with totals; run scrub"));
+            }
+            let plan =
+                self.plan_victims(self.rec.contents.bytes - self.budget, true, SHRINK_BATCH)?;
+            if let Some(bad) = plan.corrupt {
+                self.purge_corrupt(&bad, None, "metadata does not decode")?;
+                setbacks += 1;
+                continue;
+            }
+            let touched = plan.hashes();
+            if touched.is_empty() && plan.stale.is_empty() {
+                setbacks += 1;
+                self.fix_totals()?;
+                continue;
+            }
+            let mut rec = self.rec;
+            for (_, victim) in &plan.victims {
+                rec.contents.remove(victim);
+            }
+            rec.evictions += plan.victims.len() as u64;
+            self.transact(|tx| {
+                for (victim, vmeta) in &plan.victims {
+                    tx.remove_piece(victim, vmeta)?;
+                }
+                for key in &plan.stale {
+                    tx.lru.remove(key)?;
+                }
+                tx.write_totals(&rec)
+            })?;
+            self.rec = rec;
+            evicted.extend(touched);
+        }
+        if !evicted.is_empty() {
+            debug!(
+                evicted = evicted.len(),
+                budget = self.budget,
+                "evicted down to the budget"
+            );
+        }
+        Ok(evicted)
+    }
+}
