@@ -2,7 +2,7 @@
 # Everything here is idempotent: a second run installs nothing and is quick.
 
 # The oldest Rust that builds the workspace (keep in step with Cargo.toml).
-TUBER_MIN_RUST="1.85"
+TUBER_MIN_RUST="1.88"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

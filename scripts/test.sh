@@ -27,6 +27,7 @@ cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 # A benchmark is a command that prints figures, not a timed test; this only
 # proves it still runs. Real figures: cargo bench -p tuber-store.
 log "benchmark smoke run"
-TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked -p tuber-store --bench store_throughput
+# Same package set and features as the test build, so nothing recompiles.
+TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked --workspace --all-features --bench store_throughput
 
 log "all checks passed"

@@ -24,7 +24,7 @@ pub struct Cli {
 enum Command {
     /// Proxy a site and run its swarm.
     Serve {
-        /// The site to proxy, e.g. http://127.0.0.1:3000.
+        /// The site to proxy, http:// or https://, e.g. http://127.0.0.1:3000.
         #[arg(long)]
         upstream: Option<String>,
         #[command(flatten)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::planner::BanReporters;
+
 /// Everything the hub can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -16,9 +18,13 @@ pub struct HubConfig {
     /// Address the HTTP server (proxy, signaling, API) listens on.
     /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// The site to proxy. Default: none (`serve` requires it; `demo` runs its
-    /// own).
+    /// The site to proxy, `http://` or `https://`. Default: none (`serve`
+    /// requires it; `demo` runs its own).
     pub upstream: Option<String>,
+    /// A PEM file of extra CA certificates trusted for an `https://`
+    /// upstream (a private CA), on top of the bundled Mozilla roots and the
+    /// system's. Default: none.
+    pub upstream_ca_file: Option<PathBuf>,
     /// The hub's public URL as browsers see it (for the descriptor). Default:
     /// `http://{listen}`.
     pub public_url: Option<String>,
@@ -74,7 +80,9 @@ pub struct DistributeConfig {
     pub include: Vec<String>,
     /// Path patterns that never are; wins over everything. Default none.
     pub exclude: Vec<String>,
-    /// Treat segments listed in HLS/DASH playlists as distributable. Default true.
+    /// Read HLS playlists (`.m3u8`) and DASH manifests (`.mpd`) as they pass
+    /// and treat the same-origin segments they list as distributable.
+    /// Default true.
     pub playlists: bool,
 }
 
@@ -88,6 +96,16 @@ pub struct PlannerSettings {
     pub partition_pieces: u32,
     /// Distinct reporters needed to ban a peer for bad pieces. Default 3.
     pub ban_threshold: u32,
+    /// What counts as one reporter towards `ban_threshold`. Default
+    /// `"distinct_networks"`: a trusted permanent peer counts on its own,
+    /// every other client once per network of its address (IPv4 /24, IPv6
+    /// /48), so one person's many tabs or WebSockets count once.
+    /// `"distinct_peers"`: every connection counts on its own (the old rule);
+    /// only for private networks and tests where every browser is on one
+    /// host, as on the Internet anyone could then ban anyone. Behind a
+    /// reverse proxy every client has the proxy's address, so with
+    /// `"distinct_networks"` only trusted peers can get a peer banned.
+    pub ban_reporters: BanReporters,
     /// How often the hub pings clients; three missed pings evict. Default 15 s.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -126,6 +144,7 @@ impl Default for HubConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             upstream: None,
+            upstream_ca_file: None,
             public_url: None,
             data_dir: None,
             swarm_id: None,
@@ -187,6 +206,7 @@ impl Default for PlannerSettings {
             replication: 2,
             partition_pieces: 64,
             ban_threshold: 3,
+            ban_reporters: BanReporters::DistinctNetworks,
             ping_interval: Duration::from_secs(15),
         }
     }
@@ -310,5 +330,11 @@ mod tests {
         assert!(c.check().is_err());
         let c: HubConfig = toml::from_str("[planner]\nping_interval = \"30s\"").expect("parses");
         assert_eq!(c.planner.ping_interval, Duration::from_secs(30));
+        let c: HubConfig =
+            toml::from_str("[planner]\nban_reporters = \"distinct_peers\"").expect("parses");
+        assert_eq!(c.planner.ban_reporters, BanReporters::DistinctPeers);
+        let err = toml::from_str::<HubConfig>("[planner]\nban_reporters = \"anyone\"")
+            .expect_err("unknown mode");
+        assert!(err.to_string().contains("distinct_networks"), "{err}");
     }
 }

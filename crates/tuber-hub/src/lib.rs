@@ -6,7 +6,8 @@
 //!   provider ranking, partition assignment, reports and bans, liveness.
 //!   Fed `(now, input)`, drained of outputs; no clock, no sockets.
 //! - [`proxy`] — the Content Origin: the streaming reverse proxy to the site,
-//!   script injection, the distributable rules, HLS playlists, WebSockets.
+//!   script injection, the distributable rules, HLS and DASH playlists,
+//!   WebSockets.
 //! - [`stun`] — the Gateway: a STUN binding server on UDP.
 //! - [`config`] — the configuration file, every field with its default.
 //! - [`db`] — the hub's sled database (one process at a time).
@@ -16,6 +17,9 @@
 //!   path and version, and the pieces they list.
 //! - [`metrics`] — `/metrics` in Prometheus text format.
 //! - [`range`] — HTTP byte ranges for the hub's own endpoints.
+//! - [`upstream_client`] — the one HTTP client builder for the upstream
+//!   (pool, connect timeout, TLS with bundled roots), shared by the proxy
+//!   and the manifests.
 //! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
 //!   are its own endpoints, the proxy takes everything else.
 //! - [`signaling`] — the WebSocket side: one actor per swarm around its
@@ -40,3 +44,4 @@ pub mod routes;
 pub mod server;
 pub mod signaling;
 pub mod stun;
+pub mod upstream_client;

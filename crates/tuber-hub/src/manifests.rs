@@ -12,21 +12,20 @@
 //! length), which is what the piece endpoint serves from.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tuber_proto::limits::{MAX_PATH_LEN, MAX_PIECES};
 use tuber_proto::{Manifest, PieceHash};
 
 use crate::db::HubDb;
+use crate::upstream_client::{self, UpstreamClient, UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 
 /// How long a manifest of a resource without ETag or Last-Modified is reused.
 pub const UNVALIDATED_TTL: Duration = Duration::from_secs(60);
@@ -84,20 +83,21 @@ struct Inner {
     upstream: Uri,
     piece_size: u32,
     db: HubDb,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: UpstreamClient<Empty<Bytes>>,
     /// Computations in flight, by (path, version).
     inflight: Mutex<HashMap<(String, String), Shared>>,
     /// Manifests of resources without validators: path → (made at, manifest).
     unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
     pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
+    /// Manifests hashed from upstream bytes (cache misses), for `/metrics`.
+    computed: AtomicU64,
 }
 
 impl Manifests {
-    /// A service for the upstream at `upstream` (an `http://` origin).
-    pub fn new(upstream: Uri, piece_size: u32, db: HubDb) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+    /// A service for the upstream at `upstream` (an `http://` or `https://`
+    /// origin), trusting `tls` for the latter.
+    pub fn new(upstream: Uri, piece_size: u32, db: HubDb, tls: &UpstreamTls) -> Self {
+        let client = upstream_client::client(tls, DEFAULT_CONNECT_TIMEOUT);
         Self {
             inner: Arc::new(Inner {
                 upstream,
@@ -107,8 +107,14 @@ impl Manifests {
                 inflight: Mutex::new(HashMap::new()),
                 unvalidated: Mutex::new(HashMap::new()),
                 pieces: Mutex::new(HashMap::new()),
+                computed: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// How many manifests were hashed from upstream bytes since start.
+    pub fn computed(&self) -> u64 {
+        self.inner.computed.load(Ordering::Relaxed)
     }
 
     /// Where piece `hash` is, if a manifest listing it was made or served.
@@ -272,7 +278,7 @@ impl Manifests {
         tokio::time::timeout(UPSTREAM_TIMEOUT, self.inner.client.request(req))
             .await
             .map_err(|_| ManifestServiceError::Unreachable("timed out".into()))?
-            .map_err(|e| ManifestServiceError::Unreachable(e.to_string()))
+            .map_err(|e| ManifestServiceError::Unreachable(upstream_client::error_chain(&e)))
     }
 
     /// The upstream's validator for `path`: strong ETag, else Last-Modified.
@@ -317,6 +323,7 @@ impl Manifests {
         }
         let (length, pieces, whole) = hasher.finish();
         let version = version.unwrap_or_else(|| format!("sha256:{}", hex::encode(whole)));
+        self.inner.computed.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(Manifest {
             path: path.to_string(),
             length,

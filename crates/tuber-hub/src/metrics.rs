@@ -13,15 +13,13 @@ pub struct Metrics {
     pub origin_distributable_bytes: std::sync::Arc<AtomicU64>,
     /// Bytes that peers reported delivering to each other.
     pub p2p_reported_bytes: AtomicU64,
-    /// Manifests computed from upstream bytes (cache misses).
-    pub manifests_computed: AtomicU64,
     /// Pieces served by the piece endpoint.
     pub pieces_served: AtomicU64,
     /// Signaling messages refused as malformed, oversized or rate-limited.
     pub signaling_refused: AtomicU64,
 }
 
-/// Gauges read from the planner at scrape time.
+/// Values read from their owners (planner, manifest service) at scrape time.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Gauges {
     /// Connected browsers.
@@ -32,6 +30,8 @@ pub struct Gauges {
     pub trusted: u64,
     /// Peers banned (ever, not lifted).
     pub bans: u64,
+    /// Manifests hashed from upstream bytes since start (cache misses).
+    pub manifests_computed: u64,
 }
 
 impl Metrics {
@@ -66,7 +66,7 @@ impl Metrics {
             "tuber_manifests_computed_total",
             "counter",
             "Manifests hashed from upstream bytes.",
-            &[("", c(&self.manifests_computed))],
+            &[("", g.manifests_computed)],
         );
         metric(
             "tuber_pieces_served_total",
@@ -113,7 +113,9 @@ mod tests {
             permanent: 1,
             trusted: 1,
             bans: 0,
+            manifests_computed: 2,
         });
+        assert!(text.contains("tuber_manifests_computed_total 2\n"));
         assert!(text.contains("tuber_origin_distributable_bytes_total 1234\n"));
         assert!(text.contains("tuber_peers_connected{role=\"browser\"} 3\n"));
         assert!(text.contains("# TYPE tuber_bans gauge\n"));

@@ -1,9 +1,10 @@
 //! The hub's own HTTP endpoints, under `/.tuber/` and `/.well-known/tuber`;
 //! everything else falls through to the origin proxy.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use tuber_proto::PieceHash;
 
 use crate::manifests::ManifestServiceError;
-use crate::metrics::Metrics;
+use crate::metrics::{Gauges, Metrics};
 use crate::range::{self, RangeAnswer};
 use crate::server::HubState;
 use crate::signaling::Connector;
@@ -184,7 +185,10 @@ fn javascript(body: &'static str, sw_scope: Option<&'static str>) -> Response {
 
 /// `GET /metrics`
 pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
-    let gauges = state.swarm.gauges().await;
+    let gauges = Gauges {
+        manifests_computed: state.manifests.computed(),
+        ..state.swarm.gauges().await
+    };
     (
         [(
             header::CONTENT_TYPE,
@@ -195,8 +199,13 @@ pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
         .into_response()
 }
 
-/// `GET /.tuber/ws`: signaling.
-pub async fn ws(State(state): State<Arc<HubState>>, upgrade: WebSocketUpgrade) -> Response {
+/// `GET /.tuber/ws`: signaling. The client's address decides whom its
+/// blames for bad pieces count as (see `signaling/reporter_group.rs`).
+pub async fn ws(
+    State(state): State<Arc<HubState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
         return ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -210,7 +219,7 @@ pub async fn ws(State(state): State<Arc<HubState>>, upgrade: WebSocketUpgrade) -
         .max_message_size(Connector::MAX_WS_MESSAGE)
         .max_frame_size(Connector::MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            connector.serve(socket, swarm).await;
+            connector.serve(socket, swarm, Some(client)).await;
             drop(permit);
         })
 }

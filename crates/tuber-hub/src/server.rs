@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::planner::PlannerConfig;
 use crate::proxy::{Proxy, ProxySettings, SeenResource};
 use crate::signaling::{Connector, Signaling, SwarmHandle};
+use crate::upstream_client::{UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 use crate::{admin, routes, stun};
 
 /// Why the hub could not start.
@@ -125,6 +126,7 @@ pub async fn run(
         replication: config.planner.replication,
         partition_pieces: config.planner.partition_pieces,
         ban_threshold: config.planner.ban_threshold,
+        ban_reporters: config.planner.ban_reporters,
         ping_interval: config.planner.ping_interval,
         ..PlannerConfig::default()
     };
@@ -135,15 +137,24 @@ pub async fn run(
         Arc::clone(&metrics),
     );
     let swarm = signaling.add_swarm(&swarm_id);
-    let manifests = Manifests::new(upstream.clone(), config.piece_size, db.clone());
+    // Reads the system's root certificates and the CA file: off the workers.
+    let tls = {
+        let ca_file = config.upstream_ca_file.clone();
+        tokio::task::spawn_blocking(move || UpstreamTls::load(ca_file.as_deref()))
+            .await
+            .map_err(|e| HubError::Config(e.to_string()))?
+            .map_err(|e| HubError::Config(e.to_string()))?
+    };
+    let manifests = Manifests::new(upstream.clone(), config.piece_size, db.clone(), &tls);
 
     let (seen_tx, seen_rx) = mpsc::channel(1024);
     let proxy = Proxy::new(
         ProxySettings {
             upstream,
+            tls,
             script_tag: r#"<script src="/.tuber/client/tuber.js" defer></script>"#.into(),
             distribute: config.distribute.clone(),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             public_origin: Some(public_url.clone()),
             origin_bytes: Some(Arc::clone(&metrics.origin_distributable_bytes)),
         },

@@ -229,6 +229,10 @@ async fn the_demo_site_through_the_hub() {
         "{text}"
     );
     assert!(text.contains("tuber_trusted_peers 1"), "{text}");
+    assert!(
+        text.contains("tuber_manifests_computed_total 1\n"),
+        "{text}"
+    );
     // The video's bytes went through the proxy (and one piece, twice, through
     // the piece endpoint): the origin's distributable traffic is counted.
     let origin: u64 = text

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tuber_hub::db::HubDb;
 use tuber_hub::manifests::{ManifestServiceError, Manifests};
+use tuber_hub::upstream_client::UpstreamTls;
 use tuber_proto::Manifest;
 
 #[derive(Default)]
@@ -47,6 +48,10 @@ async fn head_file(State(up): State<Arc<Upstream>>) -> Response {
         h.insert(header::ETAG, e.parse().expect("hv"));
     }
     (h, "").into_response()
+}
+
+fn tls() -> UpstreamTls {
+    UpstreamTls::bundled().expect("bundled roots")
 }
 
 fn bytes(seed: u32, n: usize) -> Vec<u8> {
@@ -84,7 +89,7 @@ async fn manifests_match_the_upstream_and_follow_its_version() {
     let (base, server) = start_upstream(Arc::clone(&up)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let service = Manifests::new(base.parse().expect("uri"), 262_144, db);
+    let service = Manifests::new(base.parse().expect("uri"), 262_144, db, &tls());
 
     let timeout = |f| tokio::time::timeout(Duration::from_secs(20), f);
     let m = timeout(service.get("/video.mp4"))
@@ -150,7 +155,12 @@ async fn an_unreachable_upstream_is_a_clear_error() {
     drop(listener);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let service = Manifests::new(format!("http://{addr}").parse().expect("uri"), 262_144, db);
+    let service = Manifests::new(
+        format!("http://{addr}").parse().expect("uri"),
+        262_144,
+        db,
+        &tls(),
+    );
     let err = service.get("/x").await.expect_err("down");
     assert!(matches!(err, ManifestServiceError::Unreachable(_)), "{err}");
 }

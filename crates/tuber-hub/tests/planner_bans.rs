@@ -1,16 +1,30 @@
-//! Bad pieces: a ban needs `ban_threshold` distinct reporters; a ban
-//! disconnects, refuses the rejoin, moves the assignments, drops holdings.
+//! Bad pieces: a ban needs `ban_threshold` distinct reporter groups (one per
+//! network, a trusted peer alone); a ban disconnects, refuses the rejoin,
+//! moves the assignments, drops holdings.
 
 mod planner_support;
 
 use std::time::Duration;
 
 use planner_support::*;
-use tuber_hub::planner::{DisconnectReason, Output, PlannerConfig, Refused};
+use tuber_hub::planner::{
+    BanReporters, DisconnectReason, Output, Planner, PlannerConfig, Refused, ReporterGroup,
+};
 use tuber_proto::signal::{BadPiece, ErrorCode, Role};
 use tuber_proto::PeerId;
 
 const SIZE: u32 = 8;
+
+/// A network the server saw clients come from.
+fn net(n: u128) -> ReporterGroup {
+    ReporterGroup::Shared(n)
+}
+
+/// Joins an anonymous browser from `group`.
+fn join_browser(p: &mut Planner, now: std::time::Instant, who: PeerId, group: ReporterGroup) {
+    let joined = p.handle_join_with_group(now, who, Role::Browser, false, None, group);
+    assert_eq!(joined, Ok(()));
+}
 
 fn blame(liar: PeerId, n: u64) -> BadPiece {
     BadPiece {
@@ -144,4 +158,112 @@ fn a_banned_peer_that_already_left_is_still_banned_and_blames_expire() {
         p.handle_join(t, liar, Role::Browser, false, None),
         Err(Refused::Banned)
     );
+}
+
+#[test]
+fn many_reporters_of_one_network_count_once() {
+    let (mut p, now) = planner(PlannerConfig::default());
+    let liar = peer(0);
+    join_browser(&mut p, now, liar, net(1));
+    // One person, five tabs: five ids, one network.
+    for k in 10..15 {
+        join_browser(&mut p, now, peer(k), net(2));
+        p.handle_report(now, peer(k), &[], &[blame(liar, k)]);
+    }
+    assert_eq!(p.reporter_group(&peer(10)), Some(net(2)));
+    assert_eq!(p.blame_count(&liar), 1);
+    assert!(drain(&mut p).is_empty());
+    assert!(p.is_connected(&liar));
+    // Two more networks make three groups: banned.
+    join_browser(&mut p, now, peer(20), net(3));
+    join_browser(&mut p, now, peer(21), net(4));
+    p.handle_report(now, peer(20), &[], &[blame(liar, 1)]);
+    assert_eq!(p.blame_count(&liar), 2);
+    p.handle_report(now, peer(21), &[], &[blame(liar, 1)]);
+    assert_eq!(
+        drain(&mut p),
+        vec![
+            Output::Banned(liar),
+            Output::Disconnect(liar, DisconnectReason::Banned)
+        ]
+    );
+}
+
+#[test]
+fn one_network_cannot_ban_a_trusted_peer_but_trusted_reporters_count_alone() {
+    let (mut p, now) = planner(PlannerConfig::default());
+    let volunteer = peer(0);
+    join_trusted(&mut p, now, volunteer, 1);
+    assert_eq!(
+        p.reporter_group(&volunteer),
+        Some(ReporterGroup::Peer(volunteer))
+    );
+    for k in 10..20 {
+        join_browser(&mut p, now, peer(k), net(7));
+        p.handle_report(now, peer(k), &[], &[blame(volunteer, k)]);
+    }
+    assert_eq!(p.blame_count(&volunteer), 1);
+    assert!(!p.is_banned(&volunteer));
+    // Two trusted peers on that same network: each counts on its own.
+    for k in [1, 2] {
+        p.handle_join_with_group(
+            now,
+            peer(k),
+            Role::Permanent,
+            true,
+            Some(cap(1)),
+            ReporterGroup::Peer(peer(k)),
+        )
+        .unwrap();
+    }
+    p.handle_report(now, peer(1), &[], &[blame(volunteer, 1)]);
+    assert_eq!(p.blame_count(&volunteer), 2);
+    assert!(!p.is_banned(&volunteer));
+    p.handle_report(now, peer(2), &[], &[blame(volunteer, 1)]);
+    assert!(p.is_banned(&volunteer) && !p.is_connected(&volunteer));
+}
+
+#[test]
+fn blames_from_the_blamed_peers_own_network_are_ignored() {
+    let (mut p, now) = planner(PlannerConfig {
+        ban_threshold: 2,
+        ..PlannerConfig::default()
+    });
+    let liar = peer(0);
+    for (k, g) in [(0, 1), (1, 1), (2, 2), (3, 3)] {
+        join_browser(&mut p, now, peer(k), net(g));
+    }
+    p.handle_report(now, peer(1), &[], &[blame(liar, 1)]);
+    assert_eq!(p.blame_count(&liar), 0);
+    p.handle_report(now, peer(2), &[], &[blame(liar, 1)]);
+    assert_eq!(p.blame_count(&liar), 1);
+    // Still ignored after it left: the record remembers its network.
+    p.handle_leave(now, liar);
+    p.handle_report(now, peer(1), &[], &[blame(liar, 2)]);
+    assert_eq!(p.blame_count(&liar), 1);
+    assert!(!p.is_banned(&liar));
+    p.handle_report(now, peer(3), &[], &[blame(liar, 2)]);
+    assert_eq!(drain(&mut p), vec![Output::Banned(liar)]);
+}
+
+#[test]
+fn distinct_peers_mode_counts_every_connection() {
+    let (mut p, now) = planner(PlannerConfig {
+        ban_reporters: BanReporters::DistinctPeers,
+        ..PlannerConfig::default()
+    });
+    let volunteer = peer(0);
+    join_trusted(&mut p, now, volunteer, 1);
+    for k in 10..13 {
+        join_browser(&mut p, now, peer(k), net(7));
+        assert_eq!(
+            p.reporter_group(&peer(k)),
+            Some(ReporterGroup::Peer(peer(k)))
+        );
+    }
+    p.handle_report(now, peer(10), &[], &[blame(volunteer, 1)]);
+    p.handle_report(now, peer(11), &[], &[blame(volunteer, 1)]);
+    assert_eq!(p.blame_count(&volunteer), 2);
+    p.handle_report(now, peer(12), &[], &[blame(volunteer, 1)]);
+    assert!(p.is_banned(&volunteer));
 }

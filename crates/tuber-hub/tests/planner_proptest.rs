@@ -5,7 +5,9 @@
 //! - what the `assign`/`unassign` messages told each connected peer is what
 //!   the planner thinks it holds;
 //! - providers never include the asker, at most 32;
-//! - banned peers are not connected, absent peers hold nothing.
+//! - banned peers are not connected, absent peers hold nothing;
+//! - a ban needs blames from `ban_threshold` reporter groups other than the
+//!   banned peer's own (one group can never ban alone).
 
 mod planner_support;
 
@@ -14,7 +16,9 @@ use std::time::Duration;
 
 use planner_support::*;
 use proptest::prelude::*;
-use tuber_hub::planner::{capacity_weight, hrw_score, Output, Planner, PlannerConfig};
+use tuber_hub::planner::{
+    capacity_weight, hrw_score, Output, Planner, PlannerConfig, ReporterGroup,
+};
 use tuber_proto::signal::{BadPiece, Capacity, HubToClient, Role, TransferReport};
 use tuber_proto::PeerId;
 
@@ -23,7 +27,8 @@ const SIZE: u32 = 16;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Join(u64, bool, bool, Option<(u64, u64)>),
+    /// Peer, permanent, trusted, capacity, network (0: its own group).
+    Join(u64, bool, bool, Option<(u64, u64)>, u128),
     Leave(u64),
     Have(u64, Vec<u64>),
     Lost(u64, Vec<u64>),
@@ -41,7 +46,8 @@ fn op() -> impl Strategy<Value = Op> {
     let pieces = prop::collection::vec(0u64..40, 0..50);
     let cap = prop::option::of((0u64..4 << 30, 0u64..3_000_000));
     prop_oneof![
-        4 => (who.clone(), any::<bool>(), any::<bool>(), cap).prop_map(|(a, b, c, d)| Op::Join(a, b, c, d)),
+        4 => (who.clone(), any::<bool>(), any::<bool>(), cap, 0u128..3)
+            .prop_map(|(a, b, c, d, e)| Op::Join(a, b, c, d, e)),
         1 => who.clone().prop_map(Op::Leave),
         3 => (who.clone(), pieces.clone()).prop_map(|(a, b)| Op::Have(a, b)),
         1 => (who.clone(), pieces.clone()).prop_map(|(a, b)| Op::Lost(a, b)),
@@ -65,6 +71,11 @@ struct World {
     now: std::time::Instant,
     /// Connected peers as the server sees them: role, trusted, capacity.
     peers: BTreeMap<PeerId, (Role, bool, Option<Capacity>)>,
+    /// Their reporter groups.
+    groups: BTreeMap<PeerId, ReporterGroup>,
+    /// Every group that ever blamed each peer (a superset of what the
+    /// planner remembers).
+    blamers: BTreeMap<PeerId, BTreeSet<ReporterGroup>>,
     banned: BTreeSet<PeerId>,
     told: Told,
 }
@@ -74,7 +85,7 @@ impl World {
         let now = self.now;
         let ps = |v: &[u64]| v.iter().map(|&n| piece(n)).collect::<Vec<_>>();
         match op {
-            Op::Join(k, permanent, trusted, cap) => {
+            Op::Join(k, permanent, trusted, cap, net) => {
                 let role = if permanent {
                     Role::Permanent
                 } else {
@@ -84,8 +95,19 @@ impl World {
                     disk_bytes: d,
                     upload_bps: u,
                 });
-                if self.p.handle_join(now, peer(k), role, trusted, cap).is_ok() {
+                let group = match net {
+                    0 => ReporterGroup::Peer(peer(k)),
+                    n => ReporterGroup::Shared(n),
+                };
+                let joined = match net {
+                    0 => self.p.handle_join(now, peer(k), role, trusted, cap),
+                    _ => self
+                        .p
+                        .handle_join_with_group(now, peer(k), role, trusted, cap, group),
+                };
+                if joined.is_ok() {
                     self.peers.insert(peer(k), (role, trusted, cap));
+                    self.groups.insert(peer(k), group);
                 } else {
                     assert!(self.p.is_banned(&peer(k)) || self.peers.len() >= 10);
                 }
@@ -113,6 +135,11 @@ impl World {
                         piece: piece(n),
                     })
                     .collect();
+                if let Some(g) = self.groups.get(&peer(k)) {
+                    for x in b.iter().filter(|x| x.peer != peer(k)) {
+                        self.blamers.entry(x.peer).or_default().insert(*g);
+                    }
+                }
                 self.p.handle_report(now, peer(k), &t, &b);
             }
             Op::Content(r, m, n) => {
@@ -140,6 +167,13 @@ impl World {
             match o {
                 Output::Disconnect(who, _) => self.gone(*who),
                 Output::Banned(who) => {
+                    let own = self.groups.get(who);
+                    let counted = self
+                        .blamers
+                        .get(who)
+                        .map_or(0, |gs| gs.iter().filter(|g| Some(*g) != own).count());
+                    let threshold = self.p.config().ban_threshold as usize;
+                    assert!(counted >= threshold, "banned by {counted} groups");
                     self.banned.insert(*who);
                 }
                 Output::Send(to, HubToClient::Providers { providers, .. }) => {
@@ -157,6 +191,7 @@ impl World {
 
     fn gone(&mut self, who: PeerId) {
         self.peers.remove(&who);
+        self.groups.remove(&who);
         self.told.held.remove(&who);
     }
 
@@ -232,7 +267,15 @@ proptest! {
     #[test]
     fn random_inputs_keep_the_invariants(ops in prop::collection::vec(op(), 1..80)) {
         let (p, now) = planner(config());
-        let mut w = World { p, now, peers: BTreeMap::new(), banned: BTreeSet::new(), told: Told::default() };
+        let mut w = World {
+            p,
+            now,
+            peers: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            blamers: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            told: Told::default(),
+        };
         for op in ops {
             w.step(op);
         }

@@ -1,6 +1,6 @@
-//! Which responses are distributable: the pure rules, the HLS parser, and
-//! end to end through a real proxy (large video reported, small CSS not,
-//! playlist segments reported).
+//! Which responses are distributable: the pure rules, the HLS and DASH
+//! parsers, and end to end through a real proxy (large video reported,
+//! small CSS not, HLS and DASH segments reported).
 
 mod proxy_support;
 
@@ -16,7 +16,9 @@ use proxy_support::{bounded, spawn_proxy, Server};
 use tokio::io::AsyncReadExt;
 use tuber_hub::config::DistributeConfig;
 use tuber_hub::proxy::distributable::{full_length, version};
-use tuber_hub::proxy::{hls_segment_uris, Rules, SeenReason, SeenResource};
+use tuber_hub::proxy::{
+    dash_segment_uris, hls_segment_uris, PlaylistKind, Rules, SeenReason, SeenResource,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -101,9 +103,25 @@ fn playlists_are_recognised() {
     assert!(r.is_playlist("/a/index.m3u8?x", "text/plain"));
     assert!(r.is_playlist("/live", "application/vnd.apple.mpegURL"));
     assert!(r.is_playlist("/live", "audio/mpegurl; charset=utf-8"));
-    assert!(!r.is_playlist("/a.mpd", "application/dash+xml"));
+    assert!(r.is_playlist("/a.mpd", "application/dash+xml"));
+    assert_eq!(
+        r.playlist_kind("/live", "application/dash+xml; profiles=x"),
+        Some(PlaylistKind::Dash)
+    );
+    assert_eq!(
+        r.playlist_kind("/v/stream.MPD?t=1", "application/xml"),
+        Some(PlaylistKind::Dash)
+    );
+    assert_eq!(
+        r.playlist_kind("/v/x.m3u8", "text/plain"),
+        Some(PlaylistKind::Hls)
+    );
+    assert_eq!(r.playlist_kind("/v/x.xml", "application/xml"), None);
     let off = rules_with(|c| c.playlists = false);
     assert!(!off.is_playlist("/a/index.m3u8", ""));
+    assert!(!off.is_playlist("/a.mpd", "application/dash+xml"));
+    let excluded = rules_with(|c| c.exclude = vec!["/private/*".into()]);
+    assert!(!excluded.is_playlist("/private/a.mpd", "application/dash+xml"));
 }
 
 #[test]
@@ -153,6 +171,43 @@ fn hls_uris_resolve_same_origin_only() {
     assert!(hls_segment_uris("/x.m3u8", "", &own).is_empty());
 }
 
+/// A small live-style MPD: init and three timeline segments per
+/// Representation, one of them cross-origin.
+const MPD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT12S">
+  <Period>
+    <AdaptationSet mimeType="video/mp4">
+      <SegmentTemplate timescale="1000" initialization="$RepresentationID$/init.mp4"
+          media="$RepresentationID$/$Time$.m4s">
+        <SegmentTimeline><S t="0" d="4000" r="2"/></SegmentTimeline>
+      </SegmentTemplate>
+      <Representation id="v1" bandwidth="1000000"/>
+    </AdaptationSet>
+    <AdaptationSet mimeType="audio/mp4">
+      <Representation id="a1" bandwidth="64000">
+        <BaseURL>https://cdn.elsewhere.example/audio.m4a</BaseURL>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#;
+
+#[test]
+fn dash_uris_resolve_same_origin_only() {
+    let own = vec!["http://127.0.0.1:8080".to_string()];
+    assert_eq!(
+        dash_segment_uris("/dash/manifest.mpd?token=t", MPD, &own),
+        [
+            "/dash/v1/init.mp4",
+            "/dash/v1/0.m4s",
+            "/dash/v1/4000.m4s",
+            "/dash/v1/8000.m4s",
+        ]
+    );
+    // An HLS playlist is not an MPD, nor the other way round.
+    assert!(dash_segment_uris("/x.mpd", "#EXTM3U\nseg.ts\n", &own).is_empty());
+}
+
 async fn upstream() -> Server {
     let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n\
         #EXTINF:4,\nseg0.ts\n#EXTINF:4,\nseg1.ts\n#EXT-X-ENDLIST\n";
@@ -187,6 +242,15 @@ async fn upstream() -> Server {
                 Response::builder()
                     .header(header::CONTENT_TYPE, "application/vnd.apple.mpegurl")
                     .body(Body::from(playlist))
+                    .expect("response")
+            }),
+        )
+        .route(
+            "/dash/manifest.mpd",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "application/dash+xml")
+                    .body(Body::from(MPD))
                     .expect("response")
             }),
         )
@@ -266,6 +330,39 @@ async fn reports_video_and_playlist_segments_but_not_css() {
             ]
         );
     }
+
+    bounded(proxy.server.shutdown()).await;
+    bounded(up.shutdown()).await;
+}
+
+#[tokio::test]
+async fn reports_dash_segments() {
+    let up = upstream().await;
+    let mut proxy = spawn_proxy(up.addr).await;
+
+    let (parts, body) = proxy_support::get(&proxy.server.url("/dash/manifest.mpd"), &[]).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body, MPD, "the manifest itself passes untouched");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let seen = next_seen(&mut proxy.seen).await;
+        assert_eq!(seen.reason, SeenReason::Playlist);
+        assert_eq!(seen.length, None);
+        got.push((seen.path, seen.content_type));
+    }
+    let video = |p: &str| (p.to_string(), "video/mp4".to_string());
+    assert_eq!(
+        got,
+        [
+            video("/dash/v1/init.mp4"),
+            video("/dash/v1/0.m4s"),
+            video("/dash/v1/4000.m4s"),
+            video("/dash/v1/8000.m4s"),
+        ]
+    );
+    // The cross-origin audio is not reported: all segments are sent in one
+    // synchronous loop, so after the last none can still be on its way.
+    assert!(proxy.seen.try_recv().is_err());
 
     bounded(proxy.server.shutdown()).await;
     bounded(up.shutdown()).await;

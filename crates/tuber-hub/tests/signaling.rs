@@ -1,11 +1,13 @@
 //! Signaling with real WebSocket clients against real swarm actors: relay,
 //! isolation between swarms, proofs and invites, malformed and oversized
-//! frames answered with an error while other clients carry on.
+//! frames answered with an error while other clients carry on, and bans for
+//! bad pieces counted per network.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -15,9 +17,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tuber_hub::config::SignalingConfig;
 use tuber_hub::db::HubDb;
 use tuber_hub::metrics::Metrics;
-use tuber_hub::planner::PlannerConfig;
+use tuber_hub::planner::{BanReporters, PlannerConfig};
 use tuber_hub::signaling::{Connector, Signaling, SwarmHandle};
-use tuber_proto::signal::{self, ClientToHub, ErrorCode, HubToClient, Role, Signature, TrustProof};
+use tuber_proto::signal::{
+    self, BadPiece, ClientToHub, ErrorCode, HubToClient, Role, Signature, TrustProof,
+};
 use tuber_proto::PeerId;
 
 type Ws =
@@ -46,6 +50,7 @@ struct AppState {
 async fn ws_route(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let Some(swarm) = s.swarms.iter().find(|h| h.id() == id).cloned() else {
@@ -54,18 +59,17 @@ async fn ws_route(
     let connector = s.connector.clone();
     upgrade
         .max_message_size(Connector::MAX_WS_MESSAGE)
-        .on_upgrade(move |ws| async move { connector.serve(ws, swarm).await })
+        .on_upgrade(move |ws| async move { connector.serve(ws, swarm, Some(client)).await })
 }
 
 async fn harness(settings: SignalingConfig) -> Harness {
+    harness_with(settings, PlannerConfig::default()).await
+}
+
+async fn harness_with(settings: SignalingConfig, planner: PlannerConfig) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let mut signaling = Signaling::new(
-        settings,
-        PlannerConfig::default(),
-        db.clone(),
-        Arc::new(Metrics::default()),
-    );
+    let mut signaling = Signaling::new(settings, planner, db.clone(), Arc::new(Metrics::default()));
     let swarms = vec![signaling.add_swarm("alpha"), signaling.add_swarm("beta")];
     let state = AppState {
         connector: signaling.connector(),
@@ -79,7 +83,8 @@ async fn harness(settings: SignalingConfig) -> Harness {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service).await;
     });
     Harness {
         addr,
@@ -408,4 +413,79 @@ async fn a_hello_of_another_version_is_refused_clearly() {
         }
         other => panic!("expected unsupported_version, got {other:?}"),
     }
+}
+
+/// A trusted permanent peer (an operator's volunteer) joins `swarm`; `None`
+/// means refused, with the error code.
+async fn volunteer(h: &Harness, key: &SigningKey, swarm: &str) -> Result<Ws, ErrorCode> {
+    let token =
+        h.db.create_invite("volunteer", 3600, tuber_hub::db::unix_now())
+            .expect("invite");
+    let (mut ws, nonce) = connect(h, swarm).await;
+    let hello = hello(
+        Role::Permanent,
+        Some(proof(key, swarm, &nonce)),
+        Some(token),
+    );
+    send(&mut ws, &hello).await;
+    match recv(&mut ws).await {
+        HubToClient::Welcome { trusted: true, .. } => Ok(ws),
+        HubToClient::Error { code, .. } => Err(code),
+        other => panic!("expected welcome or error, got {other:?}"),
+    }
+}
+
+/// Three browsers (three ids, one host: 127.0.0.1) each blame `accused` for
+/// a bad piece; each waits until the hub has handled its report.
+async fn three_tabs_blame(h: &Harness, accused: PeerId) {
+    for n in 0..3u8 {
+        let (mut ws, _) = browser(h, "alpha").await;
+        let report = ClientToHub::Report {
+            transfers: vec![],
+            bad: vec![BadPiece {
+                peer: accused,
+                piece: tuber_proto::PieceHash::from_bytes([n; 32]),
+            }],
+        };
+        send(&mut ws, &report).await;
+        // Handled in order: the pong means the report was counted.
+        send(&mut ws, &ClientToHub::Ping { nonce: 7 }).await;
+        assert_eq!(recv(&mut ws).await, HubToClient::Pong { nonce: 7 });
+    }
+}
+
+#[tokio::test]
+async fn three_browsers_on_one_host_ban_only_when_peers_count_alone() {
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let id = PeerId::from_bytes(key.verifying_key().to_bytes());
+
+    // distinct_peers: every connection counts, so three tabs ban.
+    let planner = PlannerConfig {
+        ban_reporters: BanReporters::DistinctPeers,
+        ..PlannerConfig::default()
+    };
+    let h = harness_with(SignalingConfig::default(), planner).await;
+    let mut ws = volunteer(&h, &key, "alpha").await.expect("welcomed");
+    three_tabs_blame(&h, id).await;
+    match recv(&mut ws).await {
+        HubToClient::Error {
+            code: ErrorCode::Banned,
+            ..
+        } => {}
+        other => panic!("expected error banned, got {other:?}"),
+    }
+    assert_eq!(
+        volunteer(&h, &key, "alpha").await.err(),
+        Some(ErrorCode::Banned),
+        "refused on reconnect"
+    );
+
+    // distinct_networks (the default): the three tabs are one network.
+    let h = harness(SignalingConfig::default()).await;
+    let mut ws = volunteer(&h, &key, "alpha").await.expect("welcomed");
+    three_tabs_blame(&h, id).await;
+    send(&mut ws, &ClientToHub::Ping { nonce: 1 }).await;
+    assert_eq!(recv(&mut ws).await, HubToClient::Pong { nonce: 1 });
+    drop(ws);
+    assert!(volunteer(&h, &key, "alpha").await.is_ok(), "not banned");
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tuber_proto::signal::Capacity;
 
 /// One GiB, the disk unit of [`capacity_weight`].
@@ -23,9 +24,13 @@ pub struct PlannerConfig {
     pub partition_pieces: u32,
     /// Trusted peers that hold each partition. Default 2. At least 1.
     pub replication: u32,
-    /// Distinct reporters that must blame a peer for bad pieces before it is
-    /// banned. Default 3. At least 1.
+    /// Distinct reporter groups (see [`ban_reporters`](Self::ban_reporters))
+    /// that must blame a peer for bad pieces before it is banned. Default 3.
+    /// At least 1.
     pub ban_threshold: u32,
+    /// What counts as one reporter towards `ban_threshold`. Default
+    /// [`BanReporters::DistinctNetworks`].
+    pub ban_reporters: BanReporters,
     /// How often the planner pings every client (an output). A client silent
     /// for longer than three intervals is evicted. Default 15 s; at least 1 ms.
     pub ping_interval: Duration,
@@ -56,12 +61,30 @@ pub struct PlannerConfig {
     pub max_bans: usize,
 }
 
+/// What counts as one reporter when blames for bad pieces are counted
+/// towards `ban_threshold`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BanReporters {
+    /// One per [`ReporterGroup`](super::ReporterGroup), as the server assigns
+    /// them at join: a trusted permanent peer counts on its own, everyone else
+    /// once per network. Browser ids are random per connection, so counting
+    /// ids would let one person with three tabs ban anyone. The default.
+    #[default]
+    DistinctNetworks,
+    /// One per peer id, whatever its group: every connection counts on its
+    /// own. For private networks and tests where every browser is on one
+    /// host; on the open Internet anyone can ban anyone.
+    DistinctPeers,
+}
+
 impl Default for PlannerConfig {
     fn default() -> Self {
         Self {
             partition_pieces: 64,
             replication: 2,
             ban_threshold: 3,
+            ban_reporters: BanReporters::DistinctNetworks,
             ping_interval: Duration::from_secs(15),
             max_peers: 100_000,
             max_holdings_per_peer: 1_000_000,

@@ -20,14 +20,15 @@
 //!    [`Planner::handle_timeout`] when it fires (the planner's pings come
 //!    out of that, as `Send(peer, ping)`).
 //!
-//! One connection per peer id: the server calls [`Planner::handle_join`]
-//! after `welcome` and [`Planner::handle_leave`] when that connection ends.
-//! A peer the planner disconnected (`Disconnect`) is already forgotten; the
-//! server must not call `handle_leave` for that connection afterwards (it
-//! would forget a newer connection of the same id). Inputs about unknown
-//! peers are ignored; a second `handle_join` for a connected peer updates its
-//! role, trust and capacity and keeps the rest. No input panics, and memory
-//! is bounded per peer and in total (see [`PlannerConfig`]).
+//! One connection per peer id: the server calls [`Planner::handle_join`] (or
+//! [`Planner::handle_join_with_group`]) after `welcome` and
+//! [`Planner::handle_leave`] when that connection ends. A peer the planner
+//! disconnected (`Disconnect`) is already forgotten; the server must not
+//! call `handle_leave` for that connection afterwards (it would forget a
+//! newer connection of the same id). Inputs about unknown peers are ignored;
+//! a second join for a connected peer updates its role, trust, capacity and
+//! reporter group and keeps the rest. No input panics, and memory is bounded
+//! per peer and in total (see [`PlannerConfig`]).
 //!
 //! ## Policies (details in each file's docs)
 //!
@@ -42,7 +43,8 @@
 //!   peers of weight > 0) by [`hrw_score`]; weight = [`capacity_weight`].
 //!   Joins and leaves move only what the newcomer wins or the leaver held.
 //! - **Credit and bans** (`reports.rs`): only the receiver's `down` credits
-//!   the sender; `ban_threshold` distinct reporters ban.
+//!   the sender; blames from `ban_threshold` distinct [`ReporterGroup`]s
+//!   (a trusted peer alone, anyone else per network) ban.
 //! - **Liveness** (`liveness.rs`): a sweep every `ping_interval` pings
 //!   everyone and evicts peers silent for more than [`MISSED_PINGS`]
 //!   intervals.
@@ -79,10 +81,11 @@ use holdings::Holdings;
 use reports::{Bans, Blames, Decayed};
 
 pub use assign::{hrw_score, ContentError};
-pub use config::{capacity_weight, PlannerConfig, UNLIMITED_UPLOAD_BPS};
+pub use config::{capacity_weight, BanReporters, PlannerConfig, UNLIMITED_UPLOAD_BPS};
 pub use liveness::MISSED_PINGS;
 pub use output::{DisconnectReason, Output, Refused};
 pub use rank::MAX_SCANNED_PER_PIECE;
+pub use reports::ReporterGroup;
 
 /// A connected peer.
 #[derive(Debug)]
@@ -93,6 +96,8 @@ struct Peer {
     last_seen: Instant,
     /// Bytes others reported receiving from it, decayed.
     upload: Decayed,
+    /// Whom its blames count as.
+    group: ReporterGroup,
 }
 
 impl Peer {
@@ -146,7 +151,9 @@ impl Planner {
     /// A client was welcomed. A trusted permanent peer with a positive
     /// weight ([`capacity_weight`] of `capacity`, or of `default_capacity`
     /// when it declared none) takes its share of the partitions (`assign` to
-    /// it, `unassign` to those it displaces).
+    /// it, `unassign` to those it displaces). Its blames for bad pieces count
+    /// as its own ([`ReporterGroup::Peer`]); a server that knows the
+    /// client's network calls [`Planner::handle_join_with_group`] instead.
     pub fn handle_join(
         &mut self,
         now: Instant,
@@ -155,6 +162,23 @@ impl Planner {
         trusted: bool,
         capacity: Option<Capacity>,
     ) -> Result<(), Refused> {
+        let group = ReporterGroup::Peer(peer);
+        self.handle_join_with_group(now, peer, role, trusted, capacity, group)
+    }
+
+    /// [`Planner::handle_join`], with the group the peer's blames for bad
+    /// pieces count as (see `reports.rs`): the server passes
+    /// [`ReporterGroup::Peer`] for a trusted permanent peer and a
+    /// [`ReporterGroup::Shared`] key of the client's network for anyone else.
+    pub fn handle_join_with_group(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        role: Role,
+        trusted: bool,
+        capacity: Option<Capacity>,
+        group: ReporterGroup,
+    ) -> Result<(), Refused> {
         if self.bans.contains(&peer) {
             return Err(Refused::Banned);
         }
@@ -162,6 +186,7 @@ impl Planner {
             Some(p) => {
                 p.role = role;
                 p.trusted = trusted;
+                p.group = group;
                 p.last_seen = p.last_seen.max(now);
             }
             None => {
@@ -174,6 +199,7 @@ impl Planner {
                     joined_at: now,
                     last_seen: now,
                     upload: Decayed::new(now),
+                    group,
                 };
                 self.peers.insert(peer, p);
             }

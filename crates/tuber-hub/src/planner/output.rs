@@ -22,7 +22,7 @@ pub enum Output {
 /// Why the planner disconnects a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
-    /// Blamed for bad pieces by `ban_threshold` distinct reporters.
+    /// Blamed for bad pieces by `ban_threshold` distinct reporter groups.
     Banned,
     /// Silent for longer than three ping intervals.
     MissedPings,

@@ -10,14 +10,27 @@
 //! the peer is connected, so memory stays bounded by the connected peers.
 //!
 //! **Bans.** A `bad` entry blames a peer for a piece that failed
-//! verification. Each reporter counts once per blamed peer, however often it
-//! blames; a reporter blaming itself is ignored. A peer blamed by
-//! `ban_threshold` distinct reporters is banned: `Banned` (persist it),
-//! `Disconnect` if connected, its holdings dropped and its partitions moved.
+//! verification. Blames are counted per [`ReporterGroup`], not per reporter:
+//! browser ids are random per connection, so one person with three tabs is
+//! three reporters but one group. The server gives each connection its group
+//! at join (`handle_join_with_group`): a trusted permanent peer is its own
+//! group (the operator vouched for it), anyone else shares the group of its
+//! network; with [`BanReporters::DistinctPeers`] every peer is its own group.
+//! Each group counts once per blamed peer, however often and by however many
+//! of its members it blames. Ignored: a reporter blaming itself, and blames
+//! from the blamed peer's own group (known while it is connected, and
+//! remembered in its blame record after it left). A peer blamed by
+//! `ban_threshold` groups is banned: `Banned` (persist it), `Disconnect` if
+//! connected, its holdings dropped and its partitions moved. So with
+//! `ban_threshold` ≥ 2 anonymous peers of one network never ban anyone, a
+//! trusted peer included: it takes that many networks, trusted reporters
+//! counting as one each.
+//!
 //! The reporter must be connected; the blamed peer need not be (the bad piece
 //! may be noticed after its sender left), and we cannot check that the two
 //! ever talked. Blame records are kept for `blame_memory` after the last
-//! blame, at most `max_blame_records` of them (the oldest goes first).
+//! blame, at most `max_blame_records` of them (the oldest goes first); each
+//! holds at most `ban_threshold` groups.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -26,7 +39,20 @@ use tuber_proto::limits::{MAX_BAD_PIECES, MAX_JSON_INT, MAX_REPORT_ENTRIES};
 use tuber_proto::signal::{BadPiece, TransferReport};
 use tuber_proto::PeerId;
 
-use super::{DisconnectReason, Output, Planner};
+use super::{BanReporters, DisconnectReason, Output, Planner};
+
+/// Whom a reporter's blames count as: blames for bad pieces are counted once
+/// per group (see the module docs). The server chooses the groups; the
+/// planner only compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReporterGroup {
+    /// The peer alone: a trusted peer, or one whose network is unknown.
+    /// What [`Planner::handle_join`] assigns.
+    Peer(PeerId),
+    /// A group that many connections may share, named by an opaque key (the
+    /// server derives it from the client's network).
+    Shared(u128),
+}
 
 /// An exponentially decayed byte count.
 #[derive(Debug, Clone, Copy)]
@@ -59,8 +85,19 @@ impl Decayed {
 
 #[derive(Debug)]
 struct Blame {
-    reporters: Vec<PeerId>,
+    /// Distinct groups that blamed, in order.
+    groups: Vec<ReporterGroup>,
+    /// The blamed peer's own group, last seen while it was connected.
+    accused: Option<ReporterGroup>,
     updated: Instant,
+}
+
+impl Blame {
+    /// Groups that count: all but the blamed peer's own.
+    fn count(&self) -> usize {
+        let own = |g: &&ReporterGroup| Some(**g) == self.accused;
+        self.groups.iter().filter(|g| !own(g)).count()
+    }
 }
 
 /// Blame records, with an age index for expiry and eviction.
@@ -71,32 +108,43 @@ pub(super) struct Blames {
 }
 
 impl Blames {
-    /// Counts `reporter`'s blame of `blamed`; true when `threshold` distinct
-    /// reporters have blamed it.
+    /// Counts a blame of `blamed` (whose own group is `accused`, if known)
+    /// by a reporter of `group`; true when `threshold` groups other than
+    /// the blamed peer's own have blamed it. A blame from the blamed peer's
+    /// own group is ignored.
     fn add(
         &mut self,
         now: Instant,
         blamed: PeerId,
-        reporter: PeerId,
+        accused: Option<ReporterGroup>,
+        group: ReporterGroup,
         threshold: usize,
         max: usize,
     ) -> bool {
+        let remembered = self.records.get(&blamed).and_then(|r| r.accused);
+        if Some(group) == accused.or(remembered) {
+            return false;
+        }
         if !self.records.contains_key(&blamed) && self.records.len() >= max {
             if let Some((_, oldest)) = self.by_age.pop_first() {
                 self.records.remove(&oldest);
             }
         }
         let rec = self.records.entry(blamed).or_insert_with(|| Blame {
-            reporters: Vec::new(),
+            groups: Vec::new(),
+            accused: None,
             updated: now,
         });
         self.by_age.remove(&(rec.updated, blamed));
         rec.updated = now;
         self.by_age.insert((now, blamed));
-        if !rec.reporters.contains(&reporter) {
-            rec.reporters.push(reporter);
+        if accused.is_some() {
+            rec.accused = accused;
         }
-        rec.reporters.len() >= threshold
+        if !rec.groups.contains(&group) {
+            rec.groups.push(group);
+        }
+        rec.count() >= threshold
     }
 
     fn remove(&mut self, blamed: &PeerId) {
@@ -120,9 +168,9 @@ impl Blames {
         self.records.len()
     }
 
-    /// Distinct reporters blaming `peer` so far.
-    pub fn reporters(&self, peer: &PeerId) -> usize {
-        self.records.get(peer).map_or(0, |r| r.reporters.len())
+    /// Distinct groups blaming `peer` so far (its own group not counted).
+    pub fn groups(&self, peer: &PeerId) -> usize {
+        self.records.get(peer).map_or(0, Blame::count)
     }
 }
 
@@ -196,12 +244,18 @@ impl Planner {
             }
         }
         let threshold = self.config.ban_threshold as usize;
+        let max = self.config.max_blame_records;
+        // Connected (touched above), so it has a group; it stays connected
+        // below, as a reporter never blames itself.
+        let Some(group) = self.reporter_group(&reporter) else {
+            return;
+        };
         for b in bad.iter().take(MAX_BAD_PIECES) {
             if b.peer == reporter || self.bans.contains(&b.peer) {
                 continue;
             }
-            let max = self.config.max_blame_records;
-            if self.blames.add(now, b.peer, reporter, threshold, max) {
+            let accused = self.reporter_group(&b.peer);
+            if self.blames.add(now, b.peer, accused, group, threshold, max) {
                 self.ban(now, b.peer);
             }
         }
@@ -255,9 +309,19 @@ impl Planner {
         self.bans.contains(peer)
     }
 
-    /// Distinct reporters currently blaming `peer` (0 once banned).
+    /// Distinct reporter groups currently blaming `peer` (0 once banned).
     pub fn blame_count(&self, peer: &PeerId) -> usize {
-        self.blames.reporters(peer)
+        self.blames.groups(peer)
+    }
+
+    /// The group a connected peer's blames count as, under the configured
+    /// [`BanReporters`]; None if it is not connected.
+    pub fn reporter_group(&self, peer: &PeerId) -> Option<ReporterGroup> {
+        let p = self.peers.get(peer)?;
+        Some(match self.config.ban_reporters {
+            BanReporters::DistinctNetworks => p.group,
+            BanReporters::DistinctPeers => ReporterGroup::Peer(*peer),
+        })
     }
 
     /// The decayed upload credit of a connected peer, in bytes.
@@ -302,14 +366,31 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Blames::default();
         let p = |n: u8| PeerId::from_bytes([n; 32]);
-        assert!(!b.add(t0, p(1), p(9), 2, 2));
-        assert!(!b.add(t0, p(1), p(9), 2, 2));
-        assert!(b.add(t0, p(1), p(8), 2, 2));
-        b.add(t0 + Duration::from_secs(1), p(2), p(9), 2, 2);
-        b.add(t0 + Duration::from_secs(2), p(3), p(9), 2, 2);
+        let g = |n: u8| ReporterGroup::Peer(p(n));
+        assert!(!b.add(t0, p(1), None, g(9), 2, 2));
+        assert!(!b.add(t0, p(1), None, g(9), 2, 2));
+        assert!(b.add(t0, p(1), None, g(8), 2, 2));
+        b.add(t0 + Duration::from_secs(1), p(2), None, g(9), 2, 2);
+        b.add(t0 + Duration::from_secs(2), p(3), None, g(9), 2, 2);
         assert_eq!(b.len(), 2);
-        assert_eq!(b.reporters(&p(1)), 0);
+        assert_eq!(b.groups(&p(1)), 0);
         b.prune(t0 + Duration::from_secs(10), Duration::from_secs(8));
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn the_blamed_peers_own_group_never_counts() {
+        let t0 = Instant::now();
+        let mut b = Blames::default();
+        let p = PeerId::from_bytes([1; 32]);
+        let [home, a, c] = [7, 8, 9].map(ReporterGroup::Shared);
+        // Before its group is known, its network's blame is recorded...
+        assert!(!b.add(t0, p, None, home, 2, 10));
+        assert_eq!(b.groups(&p), 1);
+        // ...and stops counting once it is (and stays so after it left).
+        assert!(!b.add(t0, p, Some(home), a, 2, 10));
+        assert_eq!(b.groups(&p), 1);
+        assert!(!b.add(t0, p, None, home, 2, 10));
+        assert!(b.add(t0, p, None, c, 2, 10));
     }
 }

@@ -9,6 +9,7 @@
 
 use http::{header, HeaderMap, Method, StatusCode};
 
+use super::playlist::PlaylistKind;
 use crate::config::DistributeConfig;
 
 /// Content types of HLS playlists (RFC 8216 §4 and the legacy aliases).
@@ -17,6 +18,9 @@ const HLS_CONTENT_TYPES: [&str; 3] = [
     "application/x-mpegurl",
     "audio/mpegurl",
 ];
+
+/// Content type of DASH manifests (ISO/IEC 23009-1 Annex C).
+const DASH_CONTENT_TYPE: &str = "application/dash+xml";
 
 /// The distributable rules, normalised once from the config.
 #[derive(Debug, Clone)]
@@ -107,16 +111,30 @@ impl Rules {
         self.exclude.iter().any(|p| p.matches(path_and_query))
     }
 
-    /// Whether this response is an HLS playlist whose segments should be
-    /// reported (only when `playlists = true`). DASH manifests are not read
-    /// yet: their segment templates need a different, larger parser.
+    /// Whether this response is an HLS playlist or a DASH manifest whose
+    /// segments should be reported (only when `playlists = true`).
     pub fn is_playlist(&self, path_and_query: &str, content_type: &str) -> bool {
+        self.playlist_kind(path_and_query, content_type).is_some()
+    }
+
+    /// Which kind of playlist this response is, if it is one to read: by
+    /// content type, else by extension (`.m3u8`, `.mpd`).
+    pub fn playlist_kind(&self, path_and_query: &str, content_type: &str) -> Option<PlaylistKind> {
         if !self.playlists || self.is_excluded(path_and_query) {
-            return false;
+            return None;
         }
         let mime = mime_essence(content_type);
-        HLS_CONTENT_TYPES.contains(&mime.as_str())
-            || extension(path_and_query).is_some_and(|e| e == "m3u8")
+        if HLS_CONTENT_TYPES.contains(&mime.as_str()) {
+            return Some(PlaylistKind::Hls);
+        }
+        if mime == DASH_CONTENT_TYPE {
+            return Some(PlaylistKind::Dash);
+        }
+        match extension(path_and_query)?.as_str() {
+            "m3u8" => Some(PlaylistKind::Hls),
+            "mpd" => Some(PlaylistKind::Dash),
+            _ => None,
+        }
     }
 
     fn type_qualifies(&self, content_type: &str) -> bool {

@@ -2,6 +2,8 @@
 //! small page (or a line of text for non-browser clients) that says so,
 //! with the kind of failure and the operator's upstream URL, and a status
 //! that tells caches and monitors the truth (502, or 504 on a timeout).
+//! An `https://` upstream whose certificate is refused says so, and says
+//! where a private CA is configured.
 
 use std::error::Error as StdError;
 use std::io;
@@ -15,8 +17,15 @@ use http::{header, HeaderValue, StatusCode};
 pub enum UpstreamFailure {
     /// Nothing listens at the upstream address.
     Refused,
-    /// The TCP connect did not finish within `connect_timeout`.
+    /// The TCP connect (and TLS handshake) did not finish within
+    /// `connect_timeout`.
     ConnectTimeout,
+    /// The `https://` upstream's certificate was refused: not signed by a
+    /// trusted CA, expired, or not for the upstream's host name.
+    Certificate,
+    /// The TLS handshake with an `https://` upstream failed otherwise (no
+    /// common protocol, not TLS at all).
+    Tls,
     /// The upstream's name did not resolve, or another connect failure.
     Unreachable,
     /// Connected, then the connection broke or the answer was not HTTP.
@@ -28,11 +37,24 @@ impl UpstreamFailure {
     pub(crate) fn classify(err: &hyper_util::client::legacy::Error) -> Self {
         let mut source: Option<&(dyn StdError + 'static)> = err.source();
         while let Some(e) = source {
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return match tls {
+                    rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::InvalidCertRevocationList(_) => Self::Certificate,
+                    _ => Self::Tls,
+                };
+            }
             if let Some(io) = e.downcast_ref::<io::Error>() {
                 match io.kind() {
                     io::ErrorKind::ConnectionRefused => return Self::Refused,
                     io::ErrorKind::TimedOut if err.is_connect() => return Self::ConnectTimeout,
                     _ => {}
+                }
+                // `io::Error::source` skips the error it wraps (where the
+                // TLS layer puts rustls's): step into it instead.
+                if let Some(inner) = io.get_ref() {
+                    source = Some(inner as &(dyn StdError + 'static));
+                    continue;
                 }
             }
             source = e.source();
@@ -58,6 +80,11 @@ impl UpstreamFailure {
             Self::Refused => "connection refused",
             Self::ConnectTimeout => "connection timed out",
             Self::Unreachable => "could not connect",
+            Self::Certificate => {
+                "its TLS certificate was refused (not from a trusted CA, expired, \
+                 or not for this host name; a private CA goes in upstream_ca_file)"
+            }
+            Self::Tls => "TLS handshake failed",
             Self::BadResponse => "connection broken or invalid response",
         }
     }

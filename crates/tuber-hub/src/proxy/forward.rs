@@ -29,7 +29,10 @@ const DECODABLE_CODINGS: &str = "gzip, deflate, br";
 /// Everything the request builder needs to know about the hub and upstream.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    /// `host[:port]` of the upstream, sent as `Host`.
+    /// `http` or `https`: how the upstream is reached.
+    pub scheme: http::uri::Scheme,
+    /// `host[:port]` of the upstream, sent as `Host` (and, for `https`,
+    /// the name its certificate must carry).
     pub authority: http::uri::Authority,
     /// The upstream's origin as made by [`origin_key`].
     pub origin: String,
@@ -113,7 +116,7 @@ pub(crate) fn upstream_request(
     let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
 
     parts.uri = Uri::builder()
-        .scheme("http")
+        .scheme(target.scheme.clone())
         .authority(target.authority.clone())
         .path_and_query(path)
         .build()?;

@@ -3,9 +3,11 @@
 //!
 //! Bodies stream both ways and are never held whole. HTML pages get the page
 //! script injected as they stream; responses the [`Rules`] call
-//! distributable, and the segments of HLS playlists, are reported on a
-//! channel as [`SeenResource`]s for the manifest builder. WebSocket upgrades
-//! of the site pass through. An unreachable site gets a clear 502/504 page.
+//! distributable, and the segments of HLS playlists and DASH manifests, are
+//! reported on a channel as [`SeenResource`]s for the manifest builder.
+//! WebSocket upgrades of the site pass through. The site may be `http://` or `https://` (TLS
+//! through [`crate::upstream_client`]). An unreachable site, or one whose
+//! certificate is refused, gets a clear 502/504 page.
 //!
 //! ## Layout
 //! - `forward` — the request and response heads: hop-by-hop headers,
@@ -13,11 +15,13 @@
 //! - `inject` — the streaming script injector (lol_html).
 //! - `decode` — undoing gzip/deflate/br as a stream.
 //! - [`distributable`] — the pure rules.
-//! - [`playlist`] — the HLS parser and the bounded tee that feeds it.
+//! - [`playlist`] — the HLS parser and the bounded tee that feeds both.
+//! - [`dash`] — the DASH (MPD) parser.
 //! - `report` — [`SeenResource`]s onto the channel, playlists' segments.
 //! - `upgrade` — WebSocket tunnels.
 //! - [`error_page`] — 502/504 pages.
 
+pub mod dash;
 mod decode;
 pub mod distributable;
 pub mod error_page;
@@ -38,39 +42,38 @@ use axum::response::Response;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use dash::dash_segment_uris;
 pub use distributable::Rules;
 pub use error_page::UpstreamFailure;
 pub use forward::origin_key;
-pub use playlist::hls_segment_uris;
+pub use playlist::{hls_segment_uris, PlaylistKind};
 pub use report::{SeenReason, SeenResource};
 
 use crate::config::DistributeConfig;
+use crate::upstream_client::{self, UpstreamClient, UpstreamTls};
 use decode::Coding;
 use forward::Target;
 use report::Reporter;
 
-/// Idle upstream connections are kept this long for reuse.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// How the proxy is set up.
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
-    /// The site: `http://host[:port]`, no path. `https://` upstreams are
-    /// refused for now (the crate has no TLS client).
+    /// The site: `http://host[:port]` or `https://host[:port]`, no path.
+    /// An `https://` upstream's certificate must be valid for its host.
     pub upstream: Uri,
+    /// The certificates an `https://` upstream may present.
+    pub tls: UpstreamTls,
     /// HTML injected into every page, e.g.
     /// `<script src="/.tuber/client/tuber.js" defer></script>`.
     pub script_tag: String,
     /// Which responses are distributable.
     pub distribute: DistributeConfig,
-    /// Time allowed for the TCP connect to the upstream; past it, 504.
+    /// Time allowed for the TCP connect to the upstream and, for `https://`,
+    /// the TLS handshake; past it, 504.
     pub connect_timeout: Duration,
     /// The hub's public origin (`https://video.example.org`), used to
     /// rewrite redirects to the upstream and for `X-Forwarded-Proto`.
@@ -84,8 +87,8 @@ pub struct ProxySettings {
 /// Why a proxy could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// Only plain-HTTP upstreams are supported for now.
-    #[error("upstream {0}: only http:// upstreams are supported for now")]
+    /// The upstream is neither `http://` nor `https://`.
+    #[error("upstream {0}: only http:// and https:// upstreams are supported")]
     UnsupportedScheme(Uri),
     /// The upstream URL has no host.
     #[error("upstream {0} has no host")]
@@ -106,7 +109,7 @@ pub struct Proxy {
 }
 
 struct Inner {
-    client: Client<HttpConnector, Body>,
+    client: UpstreamClient<Body>,
     target: Target,
     /// The upstream as shown on error pages.
     upstream_display: String,
@@ -131,10 +134,11 @@ impl Proxy {
         seen: mpsc::Sender<SeenResource>,
     ) -> Result<Self, ProxyError> {
         let upstream = &settings.upstream;
-        match upstream.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("http") => {}
+        let scheme = match upstream.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => http::uri::Scheme::HTTP,
+            Some(s) if s.eq_ignore_ascii_case("https") => http::uri::Scheme::HTTPS,
             _ => return Err(ProxyError::UnsupportedScheme(upstream.clone())),
-        }
+        };
         let authority = upstream
             .authority()
             .filter(|a| !a.host().is_empty())
@@ -158,19 +162,14 @@ impl Proxy {
             own_origins.push(key.clone());
         }
 
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector);
+        let client = upstream_client::client(&settings.tls, settings.connect_timeout);
 
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
-                upstream_display: format!("http://{authority}"),
+                upstream_display: format!("{scheme}://{authority}"),
                 target: Target {
+                    scheme,
                     authority,
                     origin,
                     forwarded_proto,
@@ -318,16 +317,17 @@ impl Proxy {
                     });
                 }
             }
-            let out = match Coding::of(headers) {
-                Some(coding)
-                    if method == Method::GET
-                        && status == StatusCode::OK
-                        && rules.is_playlist(path, &content_type) =>
-                {
-                    let read =
-                        inner
-                            .reporter
-                            .playlist_reader(&inner.tasks, path.to_string(), coding);
+            let kind = (method == Method::GET && status == StatusCode::OK)
+                .then(|| rules.playlist_kind(path, &content_type))
+                .flatten();
+            let out = match (Coding::of(headers), kind) {
+                (Some(coding), Some(kind)) => {
+                    let read = inner.reporter.playlist_reader(
+                        &inner.tasks,
+                        path.to_string(),
+                        coding,
+                        kind,
+                    );
                     Body::new(playlist::Tee::new(body, playlist::PLAYLIST_LIMIT, read))
                 }
                 _ => Body::new(body),
@@ -369,6 +369,7 @@ mod tests {
     fn settings(upstream: &str, public_origin: Option<&str>) -> ProxySettings {
         ProxySettings {
             upstream: upstream.parse().unwrap(),
+            tls: UpstreamTls::bundled().unwrap(),
             script_tag: String::new(),
             distribute: DistributeConfig::default(),
             connect_timeout: Duration::from_secs(1),
@@ -382,7 +383,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let new = |u: &str, p: Option<&str>| Proxy::new(settings(u, p), tx.clone());
         assert!(matches!(
-            new("https://example.org", None),
+            new("ftp://example.org", None),
             Err(ProxyError::UnsupportedScheme(_))
         ));
         assert!(matches!(
@@ -394,7 +395,9 @@ mod tests {
             Err(ProxyError::PublicOrigin(_))
         ));
         assert!(new("http://127.0.0.1:3000/", Some("https://hub.example/")).is_ok());
-        let e = new("https://example.org", None).err().unwrap().to_string();
-        assert!(e.contains("only http://"), "{e}");
+        assert!(new("https://example.org", None).is_ok());
+        assert!(new("HTTPS://example.org:8443/", None).is_ok());
+        let e = new("ws://example.org", None).err().unwrap().to_string();
+        assert!(e.contains("only http:// and https://"), "{e}");
     }
 }

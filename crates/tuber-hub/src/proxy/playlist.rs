@@ -1,9 +1,7 @@
-//! HLS playlists: a tee that copies a playlist while it streams to the client
-//! (bounded, so a huge "playlist" costs nothing), and the pure parser that
-//! turns its text into the same-origin URIs of its segments.
-//!
-//! DASH manifests (`.mpd`) are left out for now: their segments are mostly
-//! templates (`$Number$`, `$Time$`) that need the whole timeline to expand.
+//! Playlists: a tee that copies a playlist while it streams to the client
+//! (bounded, so a huge "playlist" costs nothing), the pure HLS parser that
+//! turns its text into the same-origin URIs of its segments, and the URI
+//! resolution that the DASH parser ([`super::dash`]) shares.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -19,8 +17,29 @@ use super::forward::origin_key;
 /// Playlists larger than this are streamed but not read.
 pub const PLAYLIST_LIMIT: usize = 1024 * 1024;
 
+/// Which kind of playlist a response is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistKind {
+    /// An HLS playlist (`.m3u8`), media or master.
+    Hls,
+    /// A DASH manifest (MPD, `.mpd`).
+    Dash,
+}
+
+impl PlaylistKind {
+    /// The same-origin media URIs `text` lists, resolved against
+    /// `base_path`: [`hls_segment_uris`] or
+    /// [`dash_segment_uris`](super::dash::dash_segment_uris).
+    pub fn segment_uris(self, base_path: &str, text: &str, own_origins: &[String]) -> Vec<String> {
+        match self {
+            Self::Hls => hls_segment_uris(base_path, text, own_origins),
+            Self::Dash => super::dash::dash_segment_uris(base_path, text, own_origins),
+        }
+    }
+}
+
 /// At most this many URIs are taken from one playlist.
-const MAX_URIS: usize = 20_000;
+pub(crate) const MAX_URIS: usize = 20_000;
 
 /// The URIs of the media a playlist lists, as same-origin `path?query`
 /// strings resolved against `base_path` (the playlist's own path, query

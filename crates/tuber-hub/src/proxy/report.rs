@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use super::decode::{self, Coding};
 use super::distributable::{strip_query, Rules};
-use super::playlist::{self, hls_segment_uris};
+use super::playlist::{self, PlaylistKind};
 
 /// Why a resource was reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,7 @@ impl Reporter {
         tasks: &TaskTracker,
         path: String,
         coding: Coding,
+        kind: PlaylistKind,
     ) -> playlist::OnComplete {
         let reporter = self.clone();
         let tasks = tasks.clone();
@@ -70,7 +71,7 @@ impl Reporter {
             tasks.spawn(async move {
                 let decoded = decode::decode_bounded(coding, bytes, playlist::PLAYLIST_LIMIT);
                 match decoded.await {
-                    Ok(Some(text)) => reporter.report_segments(&path, &text),
+                    Ok(Some(text)) => reporter.report_segments(&path, &text, kind),
                     Ok(None) => tracing::debug!(%path, "playlist too large to read"),
                     Err(e) => tracing::debug!(%path, "playlist not decodable: {e}"),
                 }
@@ -78,9 +79,9 @@ impl Reporter {
         })
     }
 
-    fn report_segments(&self, path: &str, text: &[u8]) {
+    fn report_segments(&self, path: &str, text: &[u8], kind: PlaylistKind) {
         let text = String::from_utf8_lossy(text);
-        for uri in hls_segment_uris(path, &text, &self.own_origins) {
+        for uri in kind.segment_uris(path, &text, &self.own_origins) {
             if self.rules.is_excluded(&uri) {
                 continue;
             }
@@ -102,11 +103,13 @@ fn guess_media_type(path: &str) -> &'static str {
     match ext {
         "ts" => "video/mp2t",
         "mp4" | "m4s" | "m4v" | "cmfv" => "video/mp4",
+        "webm" => "video/webm",
         "m4a" | "cmfa" => "audio/mp4",
         "aac" => "audio/aac",
         "mp3" => "audio/mpeg",
         "vtt" => "text/vtt",
         "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
         _ => "",
     }
 }

@@ -3,6 +3,7 @@
 //! a rate limit. Whatever the client sends, the worst outcome is an `error`
 //! message or a closed connection, never a stopped hub.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -13,7 +14,8 @@ use tuber_proto::limits::{MAX_SIGNAL_FRAME, PROTOCOL_VERSION};
 use tuber_proto::signal::{self, ClientToHub, ErrorCode, HubToClient, Role, SignalError};
 use tuber_proto::{Nonce, PeerId};
 
-use super::swarm::{ConnId, Outgoing, CONNECTION_QUEUE};
+use super::reporter_group::reporter_group;
+use super::swarm::{ConnId, Joining, Outgoing, CONNECTION_QUEUE};
 use super::{Shared, SwarmHandle};
 use crate::invites::InviteError;
 use crate::metrics::Metrics;
@@ -136,8 +138,13 @@ async fn next(ws: &mut WebSocket, bucket: &mut Bucket, metrics: &Metrics) -> Inb
     }
 }
 
-/// Runs one connection to the end.
-pub(crate) async fn run(mut ws: WebSocket, swarm: SwarmHandle, shared: std::sync::Arc<Shared>) {
+/// Runs one connection to the end; `client` is where it came from, if known.
+pub(crate) async fn run(
+    mut ws: WebSocket,
+    swarm: SwarmHandle,
+    shared: std::sync::Arc<Shared>,
+    client: Option<SocketAddr>,
+) {
     let settings = &shared.settings;
     let mut bucket = Bucket::new(settings.messages_per_second, settings.burst, Instant::now());
     let nonce = Nonce::from_bytes(random32());
@@ -230,7 +237,14 @@ pub(crate) async fn run(mut ws: WebSocket, swarm: SwarmHandle, shared: std::sync
 
     let conn: ConnId = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::channel(CONNECTION_QUEUE);
-    if let Err(refused) = swarm.join(peer, role, trusted, capacity, conn, tx).await {
+    let who = Joining {
+        peer,
+        role,
+        trusted,
+        capacity,
+        group: reporter_group(peer, trusted, client.map(|a| a.ip())),
+    };
+    if let Err(refused) = swarm.join(who, conn, tx).await {
         send_error(&mut ws, refused.code(), refused.to_string()).await;
         return;
     }

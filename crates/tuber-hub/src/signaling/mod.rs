@@ -6,11 +6,15 @@
 //! ## Layout
 //! - `swarm.rs` — the per-swarm actor: planner inputs and outputs, relay.
 //! - `conn.rs` — one connection: challenge/hello/welcome, limits, I/O.
+//! - `reporter_group.rs` — whom a connection's blames for bad pieces count
+//!   as: a trusted peer alone, anyone else by its network.
 
 mod conn;
+mod reporter_group;
 mod swarm;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +22,7 @@ use axum::extract::ws::WebSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tuber_proto::signal::{Capacity, ClientToHub, Role};
+use tuber_proto::signal::ClientToHub;
 use tuber_proto::{ManifestId, PeerId};
 
 use crate::config::SignalingConfig;
@@ -26,7 +30,7 @@ use crate::db::HubDb;
 use crate::metrics::{Gauges, Metrics};
 use crate::planner::{PlannerConfig, Refused};
 
-use swarm::{Command, SwarmActor};
+use swarm::{Command, Joining, SwarmActor};
 pub use swarm::{ConnId, Outgoing};
 
 /// Requests a swarm actor may have queued (backpressure on connections).
@@ -54,9 +58,12 @@ pub struct Signaling {
 pub struct Connector(Arc<Shared>);
 
 impl Connector {
-    /// Serves one upgraded WebSocket for `swarm` until it closes.
-    pub async fn serve(&self, ws: WebSocket, swarm: SwarmHandle) {
-        conn::run(ws, swarm, Arc::clone(&self.0)).await;
+    /// Serves one upgraded WebSocket for `swarm` until it closes. `client`
+    /// is the address the connection came from (`ConnectInfo`): its network
+    /// is whom the client's blames for bad pieces count as, unless it is a
+    /// trusted peer. None (unknown) makes the client count on its own.
+    pub async fn serve(&self, ws: WebSocket, swarm: SwarmHandle, client: Option<SocketAddr>) {
+        conn::run(ws, swarm, Arc::clone(&self.0), client).await;
     }
 
     /// Largest WebSocket message accepted at the transport level. Larger
@@ -166,19 +173,13 @@ impl SwarmHandle {
 
     async fn join(
         &self,
-        peer: PeerId,
-        role: Role,
-        trusted: bool,
-        capacity: Option<Capacity>,
+        who: Joining,
         conn: ConnId,
         tx: mpsc::Sender<Outgoing>,
     ) -> Result<(), Refused> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Join {
-            peer,
-            role,
-            trusted,
-            capacity,
+            who,
             conn,
             tx,
             reply,

@@ -16,7 +16,7 @@ use tuber_proto::{ManifestId, PeerId};
 
 use crate::db::HubDb;
 use crate::metrics::{Gauges, Metrics};
-use crate::planner::{Output, Planner, PlannerConfig, Refused};
+use crate::planner::{Output, Planner, PlannerConfig, Refused, ReporterGroup};
 
 /// Identifies one WebSocket connection (a peer id may reconnect).
 pub type ConnId = u64;
@@ -30,13 +30,20 @@ pub enum Outgoing {
     Close(Option<ErrorCode>, &'static str),
 }
 
+/// A welcomed client, as the planner is told of it.
+pub(crate) struct Joining {
+    pub peer: PeerId,
+    pub role: Role,
+    pub trusted: bool,
+    pub capacity: Option<Capacity>,
+    /// Whom its blames for bad pieces count as.
+    pub group: ReporterGroup,
+}
+
 /// Requests to the actor.
 pub(crate) enum Command {
     Join {
-        peer: PeerId,
-        role: Role,
-        trusted: bool,
-        capacity: Option<Capacity>,
+        who: Joining,
         conn: ConnId,
         tx: mpsc::Sender<Outgoing>,
         reply: oneshot::Sender<Result<(), Refused>>,
@@ -120,15 +127,21 @@ impl SwarmActor {
         let now = Instant::now();
         match cmd {
             Command::Join {
-                peer,
-                role,
-                trusted,
-                capacity,
+                who,
                 conn,
                 tx,
                 reply,
             } => {
-                let result = self.planner.handle_join(now, peer, role, trusted, capacity);
+                let Joining {
+                    peer,
+                    role,
+                    trusted,
+                    capacity,
+                    group,
+                } = who;
+                let result = self
+                    .planner
+                    .handle_join_with_group(now, peer, role, trusted, capacity, group);
                 if result.is_ok() {
                     if let Some(old) = self.conns.insert(peer, Conn { id: conn, tx }) {
                         // The same key connected again: the newer connection wins.
@@ -165,6 +178,7 @@ impl SwarmActor {
                     permanent: self.planner.peer_count_by_role(Role::Permanent) as u64,
                     trusted: self.planner.trusted_count() as u64,
                     bans: self.planner.ban_count() as u64,
+                    ..Gauges::default()
                 });
             }
         }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tuber_hub::config::DistributeConfig;
 use tuber_hub::proxy::{Proxy, ProxySettings, SeenResource};
+use tuber_hub::upstream_client::UpstreamTls;
 
 /// The tag the tests inject.
 pub const TAG: &str = r#"<script src="/.tuber/client/tuber.js" defer></script>"#;
@@ -101,6 +102,7 @@ impl Drop for Server {
 pub fn settings(upstream: SocketAddr) -> ProxySettings {
     ProxySettings {
         upstream: format!("http://{upstream}").parse().expect("upstream uri"),
+        tls: UpstreamTls::bundled().expect("bundled roots"),
         script_tag: TAG.to_string(),
         distribute: DistributeConfig::default(),
         connect_timeout: Duration::from_secs(2),
