@@ -1,0 +1,33 @@
+//! The Tuber peer engine: what a permanent content peer (the desktop app or
+//! the headless daemon) runs. A library; the binary and the `Engine` handle
+//! that ties the parts together come later.
+//!
+//! The shape follows the workspace's style: a pure core fed `(now, input)`
+//! (budgets, meters) under thin async drivers (the swarm client), every task
+//! owned by a handle, bounded channels, no secret in any log.
+//!
+//! ## Layout
+//! - [`identity`] — the installation's ed25519 key: load or create (private,
+//!   atomically written), peer id, signing the hub's challenge.
+//! - [`budget`] — token buckets for the upload and download caps, and
+//!   pause; a request beyond the budget is [`budget::Busy`] at once.
+//! - [`meter`] — bytes and rates up and down, in total, per swarm and per
+//!   remote peer; the history for graphs ([`meter::history`]), saved and
+//!   restored across restarts.
+//! - [`swarm_client`] — joins a swarm by URL (descriptor, signaling,
+//!   challenge → hello → welcome), keeps the session and reconnects with
+//!   jittered backoff.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod budget;
+pub mod identity;
+pub mod meter;
+pub mod swarm_client;
+
+pub use budget::{Budgets, Busy, Rate, RateLimit};
+pub use identity::{default_config_dir, Identity, IdentityError};
+pub use meter::{Direction, History, HistorySnapshot, Meter, MeterSnapshot, Traffic, UpDown};
+pub use swarm_client::{Invite, JoinError, SendError, SwarmClient, SwarmClientBuilder, SwarmState};
