@@ -17,6 +17,9 @@
 //! - [`swarm_client`] — joins a swarm by URL (descriptor, signaling,
 //!   challenge → hello → welcome), keeps the session and reconnects with
 //!   jittered backoff.
+//! - [`wire_session`] — one DataChannel's peer wire (protocol §6) as a pure
+//!   state machine: hello and the frame limit, requests both ways,
+//!   round-robin answers, assembly, verification, timeouts.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -26,8 +29,10 @@ pub mod budget;
 pub mod identity;
 pub mod meter;
 pub mod swarm_client;
+pub mod wire_session;
 
 pub use budget::{Budgets, Busy, Rate, RateLimit};
 pub use identity::{default_config_dir, Identity, IdentityError};
 pub use meter::{Direction, History, HistorySnapshot, Meter, MeterSnapshot, Traffic, UpDown};
 pub use swarm_client::{Invite, JoinError, SendError, SwarmClient, SwarmClientBuilder, SwarmState};
+pub use wire_session::{WireSession, WireSessionConfig};
