@@ -18,7 +18,8 @@ log "tests"
 cargo test --workspace --all-features --locked
 
 log "browser end-to-end tests (headless Chromium)"
-cargo build --locked -p tuber-hub --bin tuber-hub
+# Same flags as the test build: the binary it built is reused as is.
+cargo build --locked --workspace --all-features --bins
 (cd tests/browser && npm test)
 
 log "fuzz targets compile"
