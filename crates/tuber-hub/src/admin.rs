@@ -90,13 +90,15 @@ pub struct InviteResponse {
     pub join_link: String,
 }
 
-/// Builds the deep link for a swarm and an invite.
-pub fn join_link(swarm_url: &str, token: &str) -> String {
-    format!(
-        "tuber://join?swarm={}&invite={}",
-        query_escape(swarm_url),
-        query_escape(token)
-    )
+/// Builds the deep link that opens the desktop app's join dialog filled in
+/// (`tuber://join?swarm=URL[&invite=TOKEN]`).
+pub fn join_link(swarm_url: &str, invite: Option<&str>) -> String {
+    let mut link = format!("tuber://join?swarm={}", query_escape(swarm_url));
+    if let Some(token) = invite {
+        link.push_str("&invite=");
+        link.push_str(&query_escape(token));
+    }
+    link
 }
 
 fn query_escape(s: &str) -> String {
@@ -133,7 +135,7 @@ pub async fn create_invite(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tracing::info!(name = %req.name, "invite created");
-    let join_link = join_link(&state.public_url, &token);
+    let join_link = join_link(&state.public_url, Some(&token));
     Ok(Json(InviteResponse {
         token,
         expires: now + lifetime,
@@ -185,8 +187,12 @@ mod tests {
     #[test]
     fn join_links_escape_their_values() {
         assert_eq!(
-            join_link("https://v.example.org/a b", "tuber-invite-ab"),
+            join_link("https://v.example.org/a b", Some("tuber-invite-ab")),
             "tuber://join?swarm=https%3A%2F%2Fv.example.org%2Fa%20b&invite=tuber-invite-ab"
+        );
+        assert_eq!(
+            join_link("http://h:1", None),
+            "tuber://join?swarm=http%3A%2F%2Fh%3A1"
         );
     }
 

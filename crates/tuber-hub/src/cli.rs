@@ -216,7 +216,7 @@ async fn create_invite(
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.listen));
             Ok(InviteResponse {
-                join_link: admin::join_link(public.trim_end_matches('/'), &token),
+                join_link: admin::join_link(public.trim_end_matches('/'), Some(&token)),
                 token,
                 expires: now + lifetime,
             })

@@ -150,6 +150,44 @@ pub async fn piece(
     Ok(resp)
 }
 
+/// `GET /.tuber/register`: the descriptor's registration endpoint, for a
+/// person who follows it. Registration itself happens in signaling (an
+/// invite in `hello`); this page says how to get there.
+pub async fn register(State(state): State<Arc<HubState>>) -> Response {
+    let url = html_escape(&state.public_url);
+    let link = html_escape(&crate::admin::join_link(&state.public_url, None));
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Help {url} with Tuber</title></head><body>\
+         <h1>Share this site's bandwidth with Tuber</h1>\
+         <p>Install the Tuber desktop app (or the headless <code>tuber-peer</code>), then \
+         <a href=\"{link}\">join this swarm</a> or add <code>{url}</code> in the app.</p>\
+         <p>To become a <em>trusted</em> peer, ask the site's operator for an invite and paste \
+         it when you join.</p></body></html>"
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// `GET /.tuber/client/tuber.js`
 pub async fn client_js() -> Response {
     javascript(CLIENT_JS, None)

@@ -214,6 +214,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/.tuber/client/tuber.js", get(routes::client_js))
         .route("/.tuber/sw.js", get(routes::service_worker_js))
         .route("/.tuber/ws", get(routes::ws))
+        .route("/.tuber/register", get(routes::register))
         .route("/.tuber/admin/invites", post(admin::create_invite))
         .route("/.tuber/admin/content", post(admin::add_content))
         .route("/metrics", get(routes::metrics))
@@ -330,7 +331,7 @@ fn descriptor(
         piece_size: config.piece_size,
         manifest: format!("{public_url}/.tuber/manifest"),
         pieces: format!("{public_url}/.tuber/piece/"),
-        register: format!("{public_url}/.tuber/ws"),
+        register: format!("{public_url}/.tuber/register"),
     };
     d.validate()
         .map_err(|e| HubError::Config(format!("descriptor: {e}")))?;

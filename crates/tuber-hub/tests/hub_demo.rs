@@ -91,6 +91,14 @@ async fn the_demo_site_through_the_hub() {
     assert_eq!(status, 200);
     let page = String::from_utf8(page.to_vec()).expect("utf-8");
     assert_eq!(page.matches("/.tuber/client/tuber.js").count(), 1, "{page}");
+    // The descriptor's registration endpoint is a page a person can follow.
+    let (status, _, reg) = get(&d.register, None).await;
+    assert_eq!(status, 200);
+    let reg = String::from_utf8(reg.to_vec()).expect("utf-8");
+    assert!(
+        reg.contains("tuber://join?swarm=http%3A%2F%2F127.0.0.1"),
+        "{reg}"
+    );
     let (status, headers, _) = get(&format!("{base}/.tuber/sw.js"), None).await;
     assert_eq!(status, 200);
     assert_eq!(headers.get("service-worker-allowed").expect("header"), "/");
