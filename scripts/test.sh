@@ -15,7 +15,11 @@ log "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "tests"
-cargo test --workspace --all-features --locked
+# Every test bounds its own waits; this bounds the whole step, so a hang
+# (a deadlock in a dependency, say) fails in minutes with a clear message
+# instead of using up CI's time.
+timeout -k 30 1800 cargo test --workspace --all-features --locked \
+  || { rc=$?; [ "$rc" -ne 124 ] || echo "error: the Rust tests took over 30 minutes: something hangs" >&2; exit "$rc"; }
 
 log "browser end-to-end tests (headless Chromium)"
 # Same flags as the test build: the binary it built is reused as is.
