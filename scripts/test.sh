@@ -22,8 +22,9 @@ timeout -k 30 1800 cargo test --workspace --all-features --locked \
   || { rc=$?; [ "$rc" -ne 124 ] || echo "error: the Rust tests took over 30 minutes: something hangs" >&2; exit "$rc"; }
 
 log "browser end-to-end tests (headless Chromium)"
-# Same flags as the test build: the binary it built is reused as is.
-cargo build --locked --workspace --all-features --bins
+# The hub binary exactly as the test step built it (dev-dependency
+# features included), so nothing recompiles; a no-op after that step.
+cargo test --locked --workspace --all-features --no-run --quiet
 (cd tests/browser && npm test)
 
 log "fuzz targets compile"
