@@ -116,6 +116,26 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Replaces a stored piece's metadata `old` by `new`: its LRU entry
+    /// moves with it, and owner keys are added for owners `new` gained.
+    pub(crate) fn replace_meta(
+        &self,
+        hash: &PieceHash,
+        old: &PieceMeta,
+        new: &PieceMeta,
+    ) -> TxResult {
+        self.lru
+            .remove(&lru_key(old.pinned, old.last_access, hash)[..])?;
+        self.meta.insert(&hash.as_bytes()[..], new.encode())?;
+        self.lru
+            .insert(&lru_key(new.pinned, new.last_access, hash)[..], &[][..])?;
+        for o in new.owners.iter().filter(|o| !old.owners.contains(o)) {
+            self.owners
+                .insert(owner_key(&o.swarm, &o.resource, hash), &[][..])?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn write_totals(&self, rec: &StatsRecord) -> TxResult {
         self.stats.insert(TOTALS_KEY, &rec.encode()[..])?;
         Ok(())
@@ -235,11 +255,7 @@ impl StoreCore {
             ..meta.clone()
         };
         self.transact(|tx| {
-            tx.lru
-                .remove(&lru_key(meta.pinned, meta.last_access, hash)[..])?;
-            tx.meta.insert(&hash.as_bytes()[..], read.encode())?;
-            tx.lru
-                .insert(&lru_key(read.pinned, read.last_access, hash)[..], &[][..])?;
+            tx.replace_meta(hash, &meta, &read)?;
             tx.write_totals(&rec)
         })?;
         self.rec = rec;

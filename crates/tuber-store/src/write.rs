@@ -210,9 +210,7 @@ impl StoreCore {
             rec.contents.pinned_bytes += meta.size;
         }
         self.transact(|tx| {
-            tx.lru
-                .remove(&lru_key(meta.pinned, meta.last_access, hash)[..])?;
-            tx.insert_meta(hash, &new)?;
+            tx.replace_meta(hash, &meta, &new)?;
             tx.write_totals(&rec)
         })?;
         self.rec = rec;
@@ -303,9 +301,7 @@ impl StoreCore {
             rec.contents.pinned_bytes = rec.contents.pinned_bytes.saturating_sub(meta.size);
         }
         self.transact(|tx| {
-            tx.lru
-                .remove(&lru_key(meta.pinned, meta.last_access, hash)[..])?;
-            tx.insert_meta(hash, &new)?;
+            tx.replace_meta(hash, &meta, &new)?;
             tx.write_totals(&rec)
         })?;
         self.rec = rec;
