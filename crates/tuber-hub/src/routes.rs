@@ -154,8 +154,8 @@ pub async fn piece(
 /// person who follows it. Registration itself happens in signaling (an
 /// invite in `hello`); this page says how to get there.
 pub async fn register(State(state): State<Arc<HubState>>) -> Response {
-    let url = html_escape(&state.public_url);
-    let link = html_escape(&crate::admin::join_link(&state.public_url, None));
+    let url = crate::proxy::error_page::escape(&state.public_url);
+    let link = crate::proxy::error_page::escape(&crate::admin::join_link(&state.public_url, None));
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Help {url} with Tuber</title></head><body>\
@@ -179,13 +179,6 @@ pub async fn register(State(state): State<Arc<HubState>>) -> Response {
         page,
     )
         .into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `GET /.tuber/client/tuber.js`

@@ -138,7 +138,8 @@ pub(crate) fn bad_request(reason: &str) -> Response {
     response
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
