@@ -17,6 +17,12 @@
 //! - [`swarm_client`] — joins a swarm by URL (descriptor, signaling,
 //!   challenge → hello → welcome), keeps the session and reconnects with
 //!   jittered backoff.
+//! - [`transport`] — WebRTC links: one tuned DataChannel per remote peer.
+//! - [`engine`] — the [`Engine`] handle over all of it: swarms, links,
+//!   serving, fetching, trusted duties, settings, status and events.
+//! - [`daemon`] — the headless `tuber-peer` binary's parts: command line,
+//!   the local HTTP API (loopback, token, Host/Origin checks, SSE) and its
+//!   client.
 //! - [`wire_session`] — one DataChannel's peer wire (protocol §6) as a pure
 //!   state machine: hello and the frame limit, requests both ways,
 //!   round-robin answers, assembly, verification, timeouts.
@@ -26,11 +32,15 @@
 )]
 
 pub mod budget;
+pub mod daemon;
+pub mod engine;
 pub mod identity;
 pub mod meter;
 pub mod swarm_client;
+pub mod transport;
 pub mod wire_session;
 
+pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Settings, SettingsPatch, Status};
 pub use budget::{Budgets, Busy, Rate, RateLimit};
 pub use identity::{default_config_dir, Identity, IdentityError};
 pub use meter::{Direction, History, HistorySnapshot, Meter, MeterSnapshot, Traffic, UpDown};

@@ -1,0 +1,310 @@
+//! One open DataChannel to a remote peer: the transport's [`Link`] driven
+//! through the sans-IO [`WireSession`]. Serves the remote's requests from
+//! the store within the upload budget, and runs the engine's requests
+//! ([`LinkHandle::fetch`]).
+//!
+//! Sending is pulled, not pushed: a message is taken from the session only
+//! when the channel is writable (the transport's send-buffer limit), so a
+//! slow remote holds at most that limit plus one message in memory, and the
+//! session's round-robin decides whose answer goes next.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tuber_proto::limits::LARGE_MAX_FRAME;
+use tuber_proto::{PeerId, PieceHash};
+
+use super::shared::SwarmShared;
+use crate::meter::Direction;
+use crate::transport::{Link, LinkEvent, TransportError};
+use crate::wire_session::{Event, RequestError, RequestId, WireSession, WireSessionConfig};
+
+/// Commands queued per link before `fetch` waits.
+const COMMAND_QUEUE: usize = 64;
+
+/// How one of our requests ended.
+#[derive(Debug)]
+pub enum FetchOutcome {
+    /// The whole piece, verified.
+    Data(Bytes),
+    /// The remote does not have it.
+    Missing,
+    /// The remote's budget is spent.
+    Busy,
+    /// No progress in time.
+    TimedOut,
+    /// The bytes did not hash to the piece: the sender is to be reported.
+    Corrupt,
+    /// The link closed first.
+    Closed,
+}
+
+enum LinkCmd {
+    Fetch {
+        piece: PieceHash,
+        size: u32,
+        reply: oneshot::Sender<FetchOutcome>,
+    },
+}
+
+/// A handle on a running link task. Cheap to clone.
+#[derive(Clone)]
+pub struct LinkHandle {
+    cmds: mpsc::Sender<LinkCmd>,
+    closed: CancellationToken,
+}
+
+impl LinkHandle {
+    /// Requests a whole piece of `size` bytes; verified against its hash.
+    pub async fn fetch(&self, piece: PieceHash, size: u32) -> FetchOutcome {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .cmds
+            .send(LinkCmd::Fetch { piece, size, reply })
+            .await
+            .is_err()
+        {
+            return FetchOutcome::Closed;
+        }
+        rx.await.unwrap_or(FetchOutcome::Closed)
+    }
+
+    /// Whether the link task has ended.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+}
+
+/// Starts the task driving `link` with `peer`. Returns its handle; the task
+/// ends when the channel closes, the session refuses the remote, or
+/// `cancel` fires, and then cancels the handle's token.
+pub fn spawn(
+    link: Link,
+    peer: PeerId,
+    swarm: Arc<SwarmShared>,
+    cancel: CancellationToken,
+) -> LinkHandle {
+    let (cmds, rx) = mpsc::channel(COMMAND_QUEUE);
+    let closed = CancellationToken::new();
+    let handle = LinkHandle {
+        cmds,
+        closed: closed.clone(),
+    };
+    tokio::spawn(async move {
+        let _done = closed.drop_guard();
+        let mut driver = Driver::new(link, peer, swarm);
+        driver.run(rx, cancel).await;
+        driver.link.close().await;
+    });
+    handle
+}
+
+struct Driver {
+    link: Link,
+    peer: PeerId,
+    swarm: Arc<SwarmShared>,
+    session: WireSession,
+    /// Our open requests and who waits for them.
+    waiting: HashMap<RequestId, oneshot::Sender<FetchOutcome>>,
+    /// Fetches the session had no room for yet.
+    queued: std::collections::VecDeque<(PieceHash, u32, oneshot::Sender<FetchOutcome>)>,
+    /// A message taken from the session that the channel had no room for.
+    stash: Option<Bytes>,
+}
+
+impl Driver {
+    fn new(link: Link, peer: PeerId, swarm: Arc<SwarmShared>) -> Self {
+        let now = Instant::now();
+        let mut config = WireSessionConfig::default();
+        if link.remote_max_message_size() >= LARGE_MAX_FRAME {
+            config = config.with_large_frames();
+        }
+        let mut session = WireSession::new(now, config);
+        // The transport returns an open channel.
+        session.handle_open(now);
+        Self {
+            link,
+            peer,
+            swarm,
+            session,
+            waiting: HashMap::new(),
+            queued: Default::default(),
+            stash: None,
+        }
+    }
+
+    async fn run(&mut self, mut cmds: mpsc::Receiver<LinkCmd>, cancel: CancellationToken) {
+        let mut cmds_closed = false;
+        loop {
+            self.process_events().await;
+            if self.session.is_closed() {
+                // Flush the error frame, then go.
+                while let Some(m) = self.stash.take().or_else(|| self.session.poll_transmit()) {
+                    if self.link.send(m).await.is_err() {
+                        break;
+                    }
+                }
+                break;
+            }
+            if self.stash.is_none() {
+                self.stash = self.session.poll_transmit();
+            }
+            let deadline = self.session.poll_timeout();
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                ev = self.link.recv() => match ev {
+                    Some(LinkEvent::Message(m)) => {
+                        self.record(Direction::Down, m.len());
+                        self.session.handle_message(Instant::now(), &m);
+                    }
+                    Some(LinkEvent::Text) => self.session.handle_text_message(Instant::now()),
+                    None => break,
+                },
+                w = self.link.writable(), if self.stash.is_some() => {
+                    if w.is_err() {
+                        break;
+                    }
+                    if self.send_ready().await.is_err() {
+                        break;
+                    }
+                }
+                // With every handle gone the link still serves the remote.
+                cmd = cmds.recv(), if !cmds_closed => match cmd {
+                    Some(LinkCmd::Fetch { piece, size, reply }) => {
+                        self.queued.push_back((piece, size, reply));
+                        self.start_queued();
+                    }
+                    None => cmds_closed = true,
+                },
+                () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(FetchOutcome::Closed);
+        }
+        for (_, _, reply) in self.queued.drain(..) {
+            let _ = reply.send(FetchOutcome::Closed);
+        }
+    }
+
+    /// Sends what the channel takes without waiting: the stash, then more
+    /// from the session, until the send buffer is full or nothing is left.
+    async fn send_ready(&mut self) -> Result<(), TransportError> {
+        let mut budget = 64;
+        while let Some(m) = self.stash.take() {
+            let len = m.len();
+            match self.link.try_send(m.clone()).await {
+                Ok(()) => self.record(Direction::Up, len),
+                Err(TransportError::SendBufferFull) => {
+                    self.stash = Some(m);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+            budget -= 1;
+            if budget == 0 {
+                return Ok(());
+            }
+            self.stash = self.session.poll_transmit();
+        }
+        Ok(())
+    }
+
+    fn record(&self, dir: Direction, bytes: usize) {
+        self.swarm.record(self.peer, dir, bytes as u64);
+    }
+
+    fn start_queued(&mut self) {
+        while let Some((piece, size, reply)) = self.queued.pop_front() {
+            if reply.is_closed() {
+                continue;
+            }
+            match self
+                .session
+                .request(Instant::now(), piece, 0, size, true)
+            {
+                Ok(id) => {
+                    self.waiting.insert(id, reply);
+                }
+                Err(RequestError::Full) => {
+                    self.queued.push_front((piece, size, reply));
+                    return;
+                }
+                Err(RequestError::Closed) => {
+                    let _ = reply.send(FetchOutcome::Closed);
+                }
+                Err(RequestError::OutOfRange) => {
+                    let _ = reply.send(FetchOutcome::Missing);
+                }
+            }
+        }
+    }
+
+    async fn process_events(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Requested {
+                    id,
+                    piece,
+                    offset,
+                    length,
+                } => {
+                    let answer = self.swarm.serve(self.peer, piece, offset, length).await;
+                    let r = match answer {
+                        Serve::Data(b) => self.session.respond_data(id, b),
+                        Serve::Missing => self.session.respond_missing(id),
+                        Serve::Busy(ms) => self.session.respond_busy(id, ms),
+                    };
+                    if let Err(e) = r {
+                        tracing::debug!(peer = %self.peer, error = %e, "answer dropped");
+                    }
+                }
+                Event::Cancelled { .. } | Event::RemoteError { .. } => {}
+                Event::Completed { id, bytes, .. } => self.finish(id, FetchOutcome::Data(bytes)),
+                Event::Corrupt { id, .. } => self.finish(id, FetchOutcome::Corrupt),
+                Event::Missing { id } => self.finish(id, FetchOutcome::Missing),
+                Event::Busy { id, .. } => self.finish(id, FetchOutcome::Busy),
+                Event::TimedOut { id } => self.finish(id, FetchOutcome::TimedOut),
+                Event::Closed(reason) => {
+                    tracing::debug!(peer = %self.peer, ?reason, "peer wire closed");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, id: RequestId, outcome: FetchOutcome) {
+        if let Some(reply) = self.waiting.remove(&id) {
+            let _ = reply.send(outcome);
+        }
+        self.start_queued();
+    }
+}
+
+/// The engine's answer to one request.
+pub enum Serve {
+    Data(Bytes),
+    Missing,
+    Busy(u32),
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Flips one byte: the test-only "liar" switch.
+pub fn corrupt(bytes: Bytes) -> Bytes {
+    let mut b = BytesMut::from(&bytes[..]);
+    if let Some(x) = b.first_mut() {
+        *x ^= 0xff;
+    }
+    b.freeze()
+}

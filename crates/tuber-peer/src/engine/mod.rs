@@ -1,0 +1,648 @@
+//! The [`Engine`]: one handle that the desktop app, the headless daemon and
+//! the tests all use. It owns the store, the budgets, the meter, and one
+//! actor per joined swarm; every user action is one method here.
+//!
+//! ## Layout
+//! - `types` — settings, status snapshot, events (serde, for UIs).
+//! - `shared` — state shared by a swarm's actor, links and fetchers.
+//! - `swarm` — a swarm's actor: signaling, connections, announcements.
+//! - `link` — one DataChannel driven through the peer wire session.
+//! - `fetch` — peers first, then the hub; verify; store.
+//! - `duties` — assignments: manifest, prefetch, pin, announce.
+//! - `hub_http` — manifests and pieces from the hub over HTTP.
+//! - `persist` — settings, swarms and history in the data dir.
+
+mod duties;
+mod fetch;
+mod hub_http;
+mod link;
+mod persist;
+mod shared;
+mod swarm;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tuber_proto::signal::Capacity;
+use tuber_proto::Manifest;
+
+pub use fetch::FetchSummary;
+pub use hub_http::{HubHttp, HubHttpError};
+use persist::{Paths, SavedSwarms};
+use shared::{lock, Shared, SwarmShared, SwarmView};
+pub use types::*;
+
+use crate::budget::{Budgets, Rate};
+use crate::identity::{Identity, IdentityError};
+use crate::meter::{HistorySnapshot, Meter, MeterSnapshot};
+use crate::swarm_client::{Invite, JoinError, SwarmClient};
+use crate::transport::RtcConfig;
+
+/// Events buffered per subscriber; a slower one misses the oldest.
+const EVENT_QUEUE: usize = 1024;
+/// How often the meter is saved (and at shutdown).
+const SAVE_METER_EVERY: Duration = Duration::from_secs(30);
+
+/// How to start an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the key, store and state files live.
+    pub data_dir: PathBuf,
+    /// WebRTC settings (bind addresses, buffers).
+    pub rtc: RtcConfig,
+    /// Software name and version sent to hubs.
+    pub agent: String,
+    /// Settings to use when none are saved yet.
+    pub initial_settings: Settings,
+    /// Test-only "liar" switch: serve every piece with a byte flipped.
+    /// Ignored unless built with the `test-hooks` feature.
+    pub corrupt_uploads: bool,
+}
+
+impl EngineConfig {
+    /// Defaults for a data dir.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            rtc: RtcConfig::default(),
+            agent: format!("tuber-peer/{}", env!("CARGO_PKG_VERSION")),
+            initial_settings: Settings::default(),
+            corrupt_uploads: false,
+        }
+    }
+}
+
+/// Why an engine action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("piece store: {0}")]
+    Store(#[from] tuber_store::StoreError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error("not joined to {0}")]
+    NotJoined(String),
+    #[error("already joined to {0}")]
+    AlreadyJoined(String),
+    #[error("cannot save {what}: {error}")]
+    Save { what: &'static str, error: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Hub(#[from] HubHttpError),
+}
+
+struct SwarmEntry {
+    shared: Arc<SwarmShared>,
+    _task: AbortOnDropHandle<()>,
+}
+
+/// The running engine. Clone it freely; [`Engine::shutdown`] stops it.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    swarms: Arc<tokio::sync::Mutex<BTreeMap<String, SwarmEntry>>>,
+    cancel: CancellationToken,
+    _ticker: Arc<AbortOnDropHandle<()>>,
+}
+
+impl Engine {
+    /// Opens (or creates) the data dir, starts the engine and rejoins the
+    /// saved swarms.
+    pub async fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| EngineError::Save {
+            what: "the data dir",
+            error: e.to_string(),
+        })?;
+        let paths = Paths::new(&config.data_dir);
+        let identity = Arc::new(Identity::load_or_create(&config.data_dir)?);
+        let settings: Settings =
+            persist::load(&paths.settings).unwrap_or(config.initial_settings.clone());
+        let store = tuber_store::Store::open(
+            &paths.store,
+            tuber_store::Config::new(settings.disk_budget),
+        )
+        .await?;
+        let now = Instant::now();
+        let meter = match persist::load::<MeterSnapshot>(&paths.meter) {
+            Some(snap) => Meter::restore(&snap, now, SystemTime::now()),
+            None => Meter::new(now, SystemTime::now()),
+        };
+        let mut budgets = Budgets::new(
+            now,
+            Rate::from_bytes_per_sec(settings.upload_bps),
+            Rate::from_bytes_per_sec(settings.download_bps),
+        );
+        if settings.paused {
+            budgets.pause();
+        }
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let shared = Arc::new(Shared {
+            identity,
+            store,
+            rtc: config.rtc,
+            agent: config.agent,
+            http: HubHttp::new(),
+            paths,
+            budgets: Mutex::new(budgets),
+            meter: Mutex::new(meter),
+            settings: Mutex::new(settings),
+            events,
+            corrupt_uploads: cfg!(feature = "test-hooks") && config.corrupt_uploads,
+        });
+        let cancel = CancellationToken::new();
+        let ticker = AbortOnDropHandle::new(tokio::spawn(tick(
+            Arc::clone(&shared),
+            cancel.clone(),
+        )));
+        let engine = Self {
+            shared,
+            swarms: Arc::default(),
+            cancel,
+            _ticker: Arc::new(ticker),
+        };
+        let saved: SavedSwarms = persist::load(&engine.shared.paths.swarms).unwrap_or_default();
+        for url in saved.urls {
+            if let Err(e) = engine.start_swarm(&url, None).await {
+                tracing::warn!(%url, error = %e, "saved swarm not rejoined");
+            }
+        }
+        Ok(engine)
+    }
+
+    /// This installation's peer id (hex).
+    pub fn peer_id(&self) -> String {
+        self.shared.identity.peer_id().to_string()
+    }
+
+    /// The piece store (for inspection by tools and tests).
+    pub fn store(&self) -> &tuber_store::Store {
+        &self.shared.store
+    }
+
+    /// Joins the swarm at `url`, registering as trusted with `invite`.
+    /// Saved: the engine rejoins it at every start until it is left.
+    pub async fn join(&self, url: &str, invite: Option<&str>) -> Result<(), EngineError> {
+        let url = normalize_url(url);
+        if self.swarms.lock().await.contains_key(&url) {
+            return Err(EngineError::AlreadyJoined(url));
+        }
+        self.start_swarm(&url, invite.map(Invite::new)).await?;
+        self.save_swarms().await
+    }
+
+    /// Leaves the swarm at `url`: closes its connections and forgets it.
+    /// Its pieces stay in the store (evicted first when room is needed).
+    pub async fn leave(&self, url: &str) -> Result<(), EngineError> {
+        let url = normalize_url(url);
+        let entry = self.swarms.lock().await.remove(&url);
+        let Some(entry) = entry else {
+            return Err(EngineError::NotJoined(url));
+        };
+        entry.shared.cancel.cancel();
+        self.save_swarms().await?;
+        self.shared.emit(EngineEvent::Swarm { url, status: None });
+        Ok(())
+    }
+
+    async fn start_swarm(&self, url: &str, invite: Option<Invite>) -> Result<(), EngineError> {
+        let settings = self.settings();
+        let mut builder = SwarmClient::builder(url, Arc::clone(&self.shared.identity))
+            .agent(self.shared.agent.clone())
+            .capacity(Capacity {
+                disk_bytes: settings.disk_budget.min((1 << 53) - 1),
+                upload_bps: settings.upload_bps.min((1 << 53) - 1),
+            });
+        if let Some(i) = invite {
+            builder = builder.invite(i);
+        }
+        let (client, inbound) = builder.join()?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let shared = Arc::new(SwarmShared {
+            url: url.to_string(),
+            engine: Arc::clone(&self.shared),
+            cmds: cmd_tx,
+            cancel: self.cancel.child_token(),
+            view: Mutex::new(SwarmView {
+                phase: SwarmPhase::Connecting,
+                descriptor: None,
+                peers: Vec::new(),
+            }),
+            assigned: Mutex::default(),
+            transfers: Mutex::default(),
+            bad: Mutex::default(),
+            have: Mutex::default(),
+            lost: Mutex::default(),
+            liars: Mutex::default(),
+        });
+        let actor = swarm::SwarmActor::new(Arc::clone(&shared), client, inbound, cmd_rx);
+        let task = AbortOnDropHandle::new(tokio::spawn(actor.run()));
+        self.swarms.lock().await.insert(
+            url.to_string(),
+            SwarmEntry {
+                shared,
+                _task: task,
+            },
+        );
+        Ok(())
+    }
+
+    async fn save_swarms(&self) -> Result<(), EngineError> {
+        let urls = self.swarms.lock().await.keys().cloned().collect();
+        persist::save(&self.shared.paths.swarms, &SavedSwarms { urls }).map_err(|e| {
+            EngineError::Save {
+                what: "the swarm list",
+                error: e.to_string(),
+            }
+        })
+    }
+
+    /// The joined swarms.
+    pub async fn swarms(&self) -> Vec<SwarmStatus> {
+        let now = Instant::now();
+        let swarms = self.swarms.lock().await;
+        let meter = lock(&self.shared.meter);
+        swarms
+            .values()
+            .map(|e| swarm_status(&e.shared, &meter, now))
+            .collect()
+    }
+
+    /// Everything a dashboard shows.
+    pub async fn status(&self) -> Status {
+        let now = Instant::now();
+        let swarms = self.swarms().await;
+        let mut peers = Vec::new();
+        {
+            let list = self.swarms.lock().await;
+            let meter = lock(&self.shared.meter);
+            for e in list.values() {
+                let view = lock(&e.shared.view);
+                for (peer, provider) in &view.peers {
+                    let t = meter.peer(now, peer).unwrap_or_default();
+                    peers.push(PeerStatus {
+                        peer: peer.to_string(),
+                        swarm: e.shared.url.clone(),
+                        role: provider.as_ref().map(|p| {
+                            serde_json::to_value(p.role)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
+                        }),
+                        trusted: provider.as_ref().map(|p| p.trusted),
+                        rate: t.rate,
+                        bytes: t.bytes,
+                    });
+                }
+            }
+        }
+        let total = lock(&self.shared.meter).total(now);
+        let store = match self.shared.store.totals().await {
+            Ok(t) => StoreStatus {
+                pieces: t.pieces,
+                bytes: t.bytes,
+                pinned_bytes: t.pinned_bytes,
+                budget: t.budget,
+                corrupt_detected: t.corrupt_detected,
+                evictions: t.evictions,
+            },
+            Err(_) => StoreStatus::default(),
+        };
+        let network = NetworkStatus {
+            socket_buffer_requested: self.shared.rtc.socket_buffer as u64,
+            socket_buffer_granted: crate::transport::socket_buffer_report()
+                .map(|r| r.recv as u64),
+        };
+        Status {
+            peer_id: self.peer_id(),
+            settings: self.settings(),
+            rate: total.rate,
+            total: total.bytes,
+            swarms,
+            peers,
+            store,
+            network,
+        }
+    }
+
+    /// Pushed updates. A subscriber that falls behind by more than 1024
+    /// events misses the oldest (`RecvError::Lagged`) and should re-read
+    /// the status.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Bytes per second for the graphs: the last hour in seconds and the
+    /// last week in minutes.
+    pub fn history(&self) -> HistorySnapshot {
+        let mut meter = lock(&self.shared.meter);
+        meter.handle_timeout(Instant::now());
+        meter.history().snapshot()
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Settings {
+        lock(&self.shared.settings).clone()
+    }
+
+    /// Changes settings; saved before the answer. A lower disk budget
+    /// evicts at once.
+    pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, EngineError> {
+        if let Some(b) = patch.disk_budget {
+            let evicted = self.shared.store.set_budget(b).await?;
+            if !evicted.is_empty() {
+                self.shared.emit(EngineEvent::BudgetReached {
+                    evicted: evicted.len() as u64,
+                });
+            }
+        }
+        let now = Instant::now();
+        let new = {
+            let mut s = lock(&self.shared.settings);
+            let mut b = lock(&self.shared.budgets);
+            if let Some(v) = patch.upload_bps {
+                s.upload_bps = v;
+                b.set_upload(now, Rate::from_bytes_per_sec(v));
+            }
+            if let Some(v) = patch.download_bps {
+                s.download_bps = v;
+                b.set_download(now, Rate::from_bytes_per_sec(v));
+            }
+            if let Some(v) = patch.disk_budget {
+                s.disk_budget = v;
+            }
+            if let Some(p) = patch.paused {
+                s.paused = p;
+                if p {
+                    b.pause();
+                } else {
+                    b.resume();
+                }
+            }
+            s.clone()
+        };
+        persist::save(&self.shared.paths.settings, &new).map_err(|e| EngineError::Save {
+            what: "the settings",
+            error: e.to_string(),
+        })?;
+        self.shared.emit(EngineEvent::Settings {
+            settings: new.clone(),
+        });
+        Ok(new)
+    }
+
+    /// Pauses sharing: every request is answered `busy`, prefetch waits.
+    pub async fn pause(&self) -> Result<Settings, EngineError> {
+        self.update_settings(SettingsPatch {
+            paused: Some(true),
+            ..SettingsPatch::default()
+        })
+        .await
+    }
+
+    /// Resumes sharing.
+    pub async fn resume(&self) -> Result<Settings, EngineError> {
+        self.update_settings(SettingsPatch {
+            paused: Some(false),
+            ..SettingsPatch::default()
+        })
+        .await
+    }
+
+    /// The resources held, per swarm.
+    pub async fn cached(&self) -> Result<Vec<CachedResource>, EngineError> {
+        let urls: Vec<(String, Arc<SwarmShared>)> = self
+            .swarms
+            .lock()
+            .await
+            .iter()
+            .map(|(u, e)| (u.clone(), Arc::clone(&e.shared)))
+            .collect();
+        let mut out = Vec::new();
+        for (url, shared) in urls {
+            for (resource, _) in self.shared.store.list_manifests(url.clone()).await? {
+                let pieces = self
+                    .shared
+                    .store
+                    .list_by_resource(url.clone(), resource.clone())
+                    .await?;
+                let mut r = CachedResource {
+                    swarm: url.clone(),
+                    resource: resource.clone(),
+                    pieces: 0,
+                    bytes: 0,
+                    hits: 0,
+                    bytes_served: 0,
+                    assigned: lock(&shared.assigned).contains_key(&resource),
+                };
+                for p in pieces {
+                    if let Ok(Some(m)) = self.shared.store.meta(p).await {
+                        r.pieces += 1;
+                        r.bytes += m.size;
+                        r.hits += m.hits;
+                        r.bytes_served += m.bytes_served;
+                    }
+                }
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a resource's pieces (those no other resource owns) and its
+    /// manifest.
+    pub async fn evict(&self, url: &str, resource: &str) -> Result<u64, EngineError> {
+        let url = normalize_url(url);
+        let store = &self.shared.store;
+        let mut n = 0;
+        for p in store.list_by_resource(url.clone(), resource).await? {
+            let shared_elsewhere = store
+                .meta(p)
+                .await?
+                .is_some_and(|m| m.owners.iter().any(|o| o.swarm != url || o.resource != resource));
+            if !shared_elsewhere && store.delete(p).await? {
+                n += 1;
+            }
+        }
+        store.delete_manifest(url.clone(), resource).await?;
+        if let Some(e) = self.swarms.lock().await.get(&url) {
+            lock(&e.shared.assigned).remove(resource);
+        }
+        Ok(n)
+    }
+
+    /// Fetches a whole resource of a joined swarm into the store (peers
+    /// first, then the hub), unpinned. For tools, tests and benchmarks.
+    pub async fn fetch_resource(&self, url: &str, path: &str) -> Result<FetchSummary, EngineError> {
+        let url = normalize_url(url);
+        let shared = self
+            .swarms
+            .lock()
+            .await
+            .get(&url)
+            .map(|e| Arc::clone(&e.shared))
+            .ok_or_else(|| EngineError::NotJoined(url.clone()))?;
+        let desc = wait_descriptor(&shared).await?;
+        let (manifest, bytes) = self.shared.http.manifest(&desc, path, None).await?;
+        self.shared
+            .store
+            .put_manifest(url.clone(), path.to_string(), bytes.to_vec())
+            .await?;
+        let wanted = wanted_all(&manifest);
+        Ok(fetch::fetch_pieces(&shared, path, wanted, false).await)
+    }
+
+    /// Stops everything: closes connections, saves the history, closes the
+    /// store. Other clones of this handle fail afterwards.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let entries: Vec<SwarmEntry> =
+            std::mem::take(&mut *self.swarms.lock().await).into_values().collect();
+        drop(entries);
+        save_meter(&self.shared);
+        if let Err(e) = self.shared.store.flush().await {
+            tracing::warn!(error = %e, "store flush at shutdown failed");
+        }
+        // Close the store (and release its lock, so the same data dir can be
+        // opened again) once the swarms' tasks have let go of it.
+        let Self { shared, .. } = self;
+        let mut shared = shared;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => {
+                    if let Err(e) = s.store.shutdown().await {
+                        tracing::warn!(error = %e, "store close failed");
+                    }
+                    return;
+                }
+                Err(still) if Instant::now() < deadline => {
+                    shared = still;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => {
+                    tracing::warn!("engine still in use at shutdown; store left open");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn wanted_all(m: &Manifest) -> Vec<fetch::Wanted> {
+    (0..m.pieces.len())
+        .filter_map(|i| {
+            let (_, size) = m.piece_range(i)?;
+            Some(fetch::Wanted {
+                index: i as u32,
+                hash: m.pieces[i],
+                size,
+            })
+        })
+        .collect()
+}
+
+async fn wait_descriptor(
+    shared: &SwarmShared,
+) -> Result<Arc<tuber_proto::SwarmDescriptor>, EngineError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(d) = lock(&shared.view).descriptor.clone() {
+            return Ok(d);
+        }
+        if Instant::now() > deadline {
+            return Err(EngineError::NotJoined(shared.url.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn swarm_status(s: &SwarmShared, meter: &Meter, now: Instant) -> SwarmStatus {
+    let view = lock(&s.view);
+    let traffic = meter.swarm(now, &s.url).unwrap_or_default();
+    let (assigned_pieces, assigned_held) = lock(&s.assigned)
+        .values()
+        .fold((0, 0), |(a, h), x| (a + x.pieces.len() as u64, h + x.held));
+    SwarmStatus {
+        url: s.url.clone(),
+        swarm_id: view.descriptor.as_ref().map(|d| d.swarm_id.clone()),
+        name: view.descriptor.as_ref().map(|d| d.name.clone()),
+        phase: view.phase.clone(),
+        peers: view.peers.len(),
+        assigned_pieces,
+        assigned_held,
+        rate: traffic.rate,
+        bytes: traffic.bytes,
+    }
+}
+
+/// One spelling per swarm: trimmed, with a trailing `/` on a bare origin.
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim();
+    match url.split_once("://") {
+        Some((_, rest)) if !rest.contains('/') => format!("{url}/"),
+        _ => url.to_string(),
+    }
+}
+
+fn save_meter(shared: &Shared) {
+    let snap = {
+        let mut m = lock(&shared.meter);
+        m.handle_timeout(Instant::now());
+        m.snapshot()
+    };
+    if let Err(e) = persist::save(&shared.paths.meter, &snap) {
+        tracing::warn!(error = %e, "history not saved");
+    }
+}
+
+/// Once a second: advance the meter, push the rates; every 30 s save it.
+async fn tick(shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_save = Instant::now();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        let now = Instant::now();
+        let total = {
+            let mut m = lock(&shared.meter);
+            m.handle_timeout(now);
+            m.total(now)
+        };
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        shared.emit(EngineEvent::Rates {
+            at,
+            rate: total.rate,
+            total: total.bytes,
+        });
+        if last_save.elapsed() >= SAVE_METER_EVERY {
+            last_save = now;
+            let s = Arc::clone(&shared);
+            let _ = tokio::task::spawn_blocking(move || save_meter(&s)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized() {
+        assert_eq!(normalize_url(" http://a:1 "), "http://a:1/");
+        assert_eq!(normalize_url("http://a/x"), "http://a/x");
+    }
+}
