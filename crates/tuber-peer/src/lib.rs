@@ -40,8 +40,8 @@ pub mod swarm_client;
 pub mod transport;
 pub mod wire_session;
 
-pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Settings, SettingsPatch, Status};
 pub use budget::{Budgets, Busy, Rate, RateLimit};
+pub use engine::{Engine, EngineConfig, EngineError, EngineEvent, Settings, SettingsPatch, Status};
 pub use identity::{default_config_dir, Identity, IdentityError};
 pub use meter::{Direction, History, HistorySnapshot, Meter, MeterSnapshot, Traffic, UpDown};
 pub use swarm_client::{Invite, JoinError, SendError, SwarmClient, SwarmClientBuilder, SwarmState};

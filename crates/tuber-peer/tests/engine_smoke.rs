@@ -21,7 +21,9 @@ async fn joined(e: &Engine) {
     let deadline = Instant::now() + support::WAIT;
     loop {
         let s = e.swarms().await;
-        if s.iter().all(|s| matches!(s.phase, tuber_peer::engine::SwarmPhase::Joined { .. })) {
+        if s.iter()
+            .all(|s| matches!(s.phase, tuber_peer::engine::SwarmPhase::Joined { .. }))
+        {
             return;
         }
         assert!(Instant::now() < deadline, "not joined: {s:?}");
@@ -60,7 +62,10 @@ async fn b_gets_the_demo_download_from_a() {
     assert_eq!(sb.from_peers, sb.pieces, "{sb:?}");
     let status = b.status().await;
     assert_eq!(status.peers.len(), 1, "{status:?}");
-    assert!(status.total.down >= tuber_hub::demo::DOWNLOAD_LEN, "{status:?}");
+    assert!(
+        status.total.down >= tuber_hub::demo::DOWNLOAD_LEN,
+        "{status:?}"
+    );
     a.shutdown().await;
     b.shutdown().await;
 }

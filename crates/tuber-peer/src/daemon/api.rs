@@ -47,7 +47,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::files::ApiToken;
-use crate::engine::{normalize_url, Engine, EngineError, EngineEvent, Settings, SettingsPatch, Status};
+use crate::engine::{
+    normalize_url, Engine, EngineError, EngineEvent, Settings, SettingsPatch, Status,
+};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -285,7 +287,11 @@ async fn join(
     State(st): State<ApiState>,
     JsonBody(req): JsonBody<JoinRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let invite = req.invite.as_deref().map(str::trim).filter(|i| !i.is_empty());
+    let invite = req
+        .invite
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty());
     st.engine.join(&req.url, invite).await?;
     Ok((
         StatusCode::CREATED,
@@ -345,9 +351,7 @@ async fn events(State(st): State<ApiState>) -> Sse<impl Stream<Item = Result<Eve
         };
         let event = match next {
             Ok(e) => sse_event(&e),
-            Err(RecvError::Lagged(_)) => Event::default()
-                .event("lagged")
-                .data(r#"{"type":"lagged"}"#),
+            Err(RecvError::Lagged(missed)) => sse_event(&EngineEvent::Lagged { missed }),
             Err(RecvError::Closed) => return None,
         };
         Some((Ok(event), (rx, closing)))

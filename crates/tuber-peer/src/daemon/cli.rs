@@ -180,8 +180,9 @@ pub async fn main(cli: Cli) -> Result<(), DaemonError> {
         }
         Command::Join { url, invite } => {
             let body = JoinRequest { url, invite };
-            let answer: serde_json::Value =
-                client.send(Method::POST, "/api/swarms", Some(&body)).await?;
+            let answer: serde_json::Value = client
+                .send(Method::POST, "/api/swarms", Some(&body))
+                .await?;
             println!("joined {}", answer_url(&answer, &body.url));
             Ok(())
         }
@@ -249,8 +250,17 @@ mod tests {
     #[test]
     fn invites_pair_with_the_join_before_them() {
         let r = run_args(&[
-            "run", "--join", "http://a/", "--invite", "tok-a", "--join", "http://b/", "--join",
-            "http://c/", "--invite", "tok-c",
+            "run",
+            "--join",
+            "http://a/",
+            "--invite",
+            "tok-a",
+            "--join",
+            "http://b/",
+            "--join",
+            "http://c/",
+            "--invite",
+            "tok-c",
         ])
         .unwrap();
         assert_eq!(
@@ -268,7 +278,16 @@ mod tests {
     fn a_stray_or_double_invite_is_refused() {
         assert!(run_args(&["run", "--invite", "x", "--join", "http://a/"]).is_err());
         assert!(run_args(&["run", "--invite", "x"]).is_err());
-        assert!(run_args(&["run", "--join", "http://a/", "--invite", "x", "--invite", "y"]).is_err());
+        assert!(run_args(&[
+            "run",
+            "--join",
+            "http://a/",
+            "--invite",
+            "x",
+            "--invite",
+            "y"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -67,15 +67,13 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
 async fn start_engine(dir: &Path) -> Result<Engine, DaemonError> {
     match Engine::start(EngineConfig::new(dir)).await {
         Ok(e) => Ok(e),
-        Err(EngineError::Store(e)) if e.to_string().contains("lock") => {
+        Err(e @ EngineError::DataDirInUse(_)) => {
             let running = match files::read_api_info(dir) {
                 Ok(Some(i)) => format!(" (its API: {}, pid {})", i.url, i.pid),
                 _ => String::new(),
             };
             Err(DaemonError::AlreadyRunning(format!(
-                "another tuber-peer already uses the data dir {}{running}: its store is \
-                 locked ({e}). Stop it first, or pass --data with another directory.",
-                dir.display()
+                "{e}{running}. Stop it first, or pass --data with another directory."
             )))
         }
         Err(e) => Err(DaemonError::Engine(e)),
@@ -147,7 +145,9 @@ async fn serve(
         Ok(Ok(())) if !early => Ok(()),
         Ok(Ok(())) => Err(DaemonError::Server("the API server stopped".into())),
         Ok(Err(e)) => Err(DaemonError::Server(e.to_string())),
-        Err(e) => Err(DaemonError::Server(format!("the API server task failed: {e}"))),
+        Err(e) => Err(DaemonError::Server(format!(
+            "the API server task failed: {e}"
+        ))),
     }
 }
 
@@ -165,8 +165,7 @@ impl StopSignals {
         {
             use tokio::signal::unix::{signal, SignalKind};
             let watch = |kind: SignalKind, name: &str| {
-                signal(kind)
-                    .map_err(|e| DaemonError::Server(format!("cannot watch {name}: {e}")))
+                signal(kind).map_err(|e| DaemonError::Server(format!("cannot watch {name}: {e}")))
             };
             Ok(Self {
                 term: watch(SignalKind::terminate(), "SIGTERM")?,

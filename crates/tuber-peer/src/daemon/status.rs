@@ -15,7 +15,12 @@ pub fn render(s: &Status) -> String {
     line(
         &mut out,
         "sharing",
-        if s.settings.paused { "paused" } else { "active" }.into(),
+        if s.settings.paused {
+            "paused"
+        } else {
+            "active"
+        }
+        .into(),
     );
     line(
         &mut out,
@@ -58,7 +63,9 @@ pub fn render(s: &Status) -> String {
     if s.swarms.is_empty() {
         out.push_str("  none: join one with `tuber-peer join URL`\n");
     } else {
-        let mut rows = vec![row(&["URL", "STATE", "PEERS", "ASSIGNED", "UP/S", "DOWN/S"])];
+        let mut rows = vec![row(&[
+            "URL", "STATE", "PEERS", "ASSIGNED", "UP/S", "DOWN/S",
+        ])];
         for w in &s.swarms {
             rows.push(vec![
                 w.url.clone(),
@@ -200,7 +207,10 @@ mod tests {
             network: NetworkStatus::default(),
         };
         let text = render(&s);
-        assert!(text.contains("upload 2.00 MB/s, download unlimited"), "{text}");
+        assert!(
+            text.contains("upload 2.00 MB/s, download unlimited"),
+            "{text}"
+        );
         assert!(text.contains("500 B of 1.00 kB budget (50%)"), "{text}");
         assert!(text.contains("joined (trusted)"), "{text}");
         assert!(text.contains("4/10"), "{text}");

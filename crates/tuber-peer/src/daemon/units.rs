@@ -88,7 +88,9 @@ fn scale(number: &str, multiplier: u64) -> Result<u64, String> {
         .checked_mul(u128::from(multiplier))
         .ok_or_else(too_large)?;
     if !frac.is_empty() {
-        let denom = 10u128.checked_pow(frac.len() as u32).ok_or_else(too_large)?;
+        let denom = 10u128
+            .checked_pow(frac.len() as u32)
+            .ok_or_else(too_large)?;
         value += digits(frac)? * u128::from(multiplier) / denom;
     }
     u64::try_from(value).map_err(|_| too_large())
@@ -151,7 +153,17 @@ mod tests {
     #[test]
     fn bad_sizes() {
         for bad in [
-            "", "GB", "1.2.3GB", "12XB", "-1", "1e9", "10Mb", "10 gigs", "1KiBB", ".", "1 2",
+            "",
+            "GB",
+            "1.2.3GB",
+            "12XB",
+            "-1",
+            "1e9",
+            "10Mb",
+            "10 gigs",
+            "1KiBB",
+            ".",
+            "1 2",
             "99999999999999999999999999999999999",
         ] {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");

@@ -62,7 +62,10 @@ pub fn spawn(swarm: Arc<SwarmShared>) -> mpsc::Sender<Duty> {
 /// The manifest of `resource` with id `id`: from the store, else the hub.
 async fn manifest(swarm: &SwarmShared, resource: &str, id: ManifestId) -> Option<Manifest> {
     let store = &swarm.engine.store;
-    if let Ok(Some(bytes)) = store.get_manifest(swarm.url.clone(), resource.to_string()).await {
+    if let Ok(Some(bytes)) = store
+        .get_manifest(swarm.url.clone(), resource.to_string())
+        .await
+    {
         if let Ok(m) = Manifest::decode(&bytes) {
             if m.id() == id {
                 return Some(m);

@@ -77,7 +77,6 @@ impl LinkHandle {
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
-
 }
 
 /// Starts the task driving `link` with `peer`. Returns its handle; the task
@@ -225,10 +224,7 @@ impl Driver {
             if reply.is_closed() {
                 continue;
             }
-            match self
-                .session
-                .request(Instant::now(), piece, 0, size, true)
-            {
+            match self.session.request(Instant::now(), piece, 0, size, true) {
                 Ok(id) => {
                     self.waiting.insert(id, reply);
                 }

@@ -46,6 +46,8 @@ use crate::transport::RtcConfig;
 
 /// Events buffered per subscriber; a slower one misses the oldest.
 const EVENT_QUEUE: usize = 1024;
+/// The smallest disk budget accepted: one piece of the largest size.
+pub const MIN_DISK_BUDGET: u64 = tuber_proto::limits::MAX_PIECE_SIZE as u64;
 /// How often the meter is saved (and at shutdown).
 const SAVE_METER_EVERY: Duration = Duration::from_secs(30);
 
@@ -87,6 +89,8 @@ pub enum EngineError {
     Store(#[from] tuber_store::StoreError),
     #[error(transparent)]
     Join(#[from] JoinError),
+    #[error("another tuber-peer already uses the data dir {0}")]
+    DataDirInUse(String),
     #[error("not joined to {0}")]
     NotJoined(String),
     #[error("already joined to {0}")]
@@ -125,11 +129,18 @@ impl Engine {
         let identity = Arc::new(Identity::load_or_create(&config.data_dir)?);
         let settings: Settings =
             persist::load(&paths.settings).unwrap_or(config.initial_settings.clone());
-        let store = tuber_store::Store::open(
-            &paths.store,
-            tuber_store::Config::new(settings.disk_budget),
-        )
-        .await?;
+        let store =
+            tuber_store::Store::open(&paths.store, tuber_store::Config::new(settings.disk_budget))
+                .await
+                .map_err(|e| match e {
+                    // sled's own lock file says another process has the store.
+                    tuber_store::StoreError::Open { ref source, .. }
+                        if source.to_string().contains("could not acquire lock") =>
+                    {
+                        EngineError::DataDirInUse(config.data_dir.display().to_string())
+                    }
+                    e => EngineError::Store(e),
+                })?;
         let now = Instant::now();
         let meter = match persist::load::<MeterSnapshot>(&paths.meter) {
             Some(snap) => Meter::restore(&snap, now, SystemTime::now()),
@@ -158,10 +169,8 @@ impl Engine {
             corrupt_uploads: cfg!(feature = "test-hooks") && config.corrupt_uploads,
         });
         let cancel = CancellationToken::new();
-        let ticker = AbortOnDropHandle::new(tokio::spawn(tick(
-            Arc::clone(&shared),
-            cancel.clone(),
-        )));
+        let ticker =
+            AbortOnDropHandle::new(tokio::spawn(tick(Arc::clone(&shared), cancel.clone())));
         let engine = Self {
             shared,
             swarms: Arc::default(),
@@ -189,10 +198,17 @@ impl Engine {
 
     /// Joins the swarm at `url`, registering as trusted with `invite`.
     /// Saved: the engine rejoins it at every start until it is left.
+    /// Joining a swarm already joined is `AlreadyJoined`, unless an invite
+    /// comes with it: then the swarm reconnects to present it.
     pub async fn join(&self, url: &str, invite: Option<&str>) -> Result<(), EngineError> {
         let url = normalize_url(url);
-        if self.swarms.lock().await.contains_key(&url) {
-            return Err(EngineError::AlreadyJoined(url));
+        let existing = self.swarms.lock().await.remove(&url);
+        if let Some(entry) = existing {
+            if invite.is_none() {
+                self.swarms.lock().await.insert(url.clone(), entry);
+                return Err(EngineError::AlreadyJoined(url));
+            }
+            entry.shared.cancel.cancel();
         }
         self.start_swarm(&url, invite.map(Invite::new)).await?;
         self.save_swarms().await
@@ -317,8 +333,7 @@ impl Engine {
         };
         let network = NetworkStatus {
             socket_buffer_requested: self.shared.rtc.socket_buffer as u64,
-            socket_buffer_granted: crate::transport::socket_buffer_report()
-                .map(|r| r.recv as u64),
+            socket_buffer_granted: crate::transport::socket_buffer_report().map(|r| r.recv as u64),
         };
         Status {
             peer_id: self.peer_id(),
@@ -355,6 +370,12 @@ impl Engine {
     /// Changes settings; saved before the answer. A lower disk budget
     /// evicts at once.
     pub async fn update_settings(&self, patch: SettingsPatch) -> Result<Settings, EngineError> {
+        if patch.disk_budget.is_some_and(|b| b < MIN_DISK_BUDGET) {
+            return Err(EngineError::Invalid(format!(
+                "the disk budget must be at least {} MiB (one largest piece)",
+                MIN_DISK_BUDGET >> 20
+            )));
+        }
         if let Some(b) = patch.disk_budget {
             let evicted = self.shared.store.set_budget(b).await?;
             if !evicted.is_empty() {
@@ -463,10 +484,11 @@ impl Engine {
         let store = &self.shared.store;
         let mut n = 0;
         for p in store.list_by_resource(url.clone(), resource).await? {
-            let shared_elsewhere = store
-                .meta(p)
-                .await?
-                .is_some_and(|m| m.owners.iter().any(|o| o.swarm != url || o.resource != resource));
+            let shared_elsewhere = store.meta(p).await?.is_some_and(|m| {
+                m.owners
+                    .iter()
+                    .any(|o| o.swarm != url || o.resource != resource)
+            });
             if !shared_elsewhere && store.delete(p).await? {
                 n += 1;
             }
@@ -503,8 +525,9 @@ impl Engine {
     /// store. Other clones of this handle fail afterwards.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        let entries: Vec<SwarmEntry> =
-            std::mem::take(&mut *self.swarms.lock().await).into_values().collect();
+        let entries: Vec<SwarmEntry> = std::mem::take(&mut *self.swarms.lock().await)
+            .into_values()
+            .collect();
         drop(entries);
         save_meter(&self.shared);
         if let Err(e) = self.shared.store.flush().await {

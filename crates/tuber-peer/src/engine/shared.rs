@@ -150,7 +150,12 @@ impl SwarmShared {
     /// Providers for `pieces` (at most 512), or none within 10 s.
     pub async fn want(&self, pieces: Vec<PieceHash>) -> Vec<Provider> {
         let (reply, rx) = oneshot::channel();
-        if self.cmds.send(SwarmCmd::Want { pieces, reply }).await.is_err() {
+        if self
+            .cmds
+            .send(SwarmCmd::Want { pieces, reply })
+            .await
+            .is_err()
+        {
             return Vec::new();
         }
         tokio::time::timeout(Duration::from_secs(10), rx)

@@ -32,8 +32,16 @@ const MAX_LINKS: usize = 256;
 const MAX_LIST: usize = 512;
 
 enum ConnEvent {
-    Connected { peer: PeerId, conn: u32, link: Link },
-    Failed { peer: PeerId, conn: u32, error: TransportError },
+    Connected {
+        peer: PeerId,
+        conn: u32,
+        link: Link,
+    },
+    Failed {
+        peer: PeerId,
+        conn: u32,
+        error: TransportError,
+    },
 }
 
 struct Connecting {
@@ -169,9 +177,7 @@ impl SwarmActor {
                 until, last_error, ..
             } => SwarmPhase::Retrying {
                 error: last_error.clone(),
-                retry_in_ms: until
-                    .saturating_duration_since(Instant::now())
-                    .as_millis() as u64,
+                retry_in_ms: until.saturating_duration_since(Instant::now()).as_millis() as u64,
             },
             SwarmState::Refused { code, message } => SwarmPhase::Error {
                 code: serde_json::to_value(code)
@@ -195,7 +201,13 @@ impl SwarmActor {
     }
 
     async fn reannounce(&mut self) {
-        let held = match self.shared.engine.store.list_by_swarm(self.shared.url.clone()).await {
+        let held = match self
+            .shared
+            .engine
+            .store
+            .list_by_swarm(self.shared.url.clone())
+            .await
+        {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list held pieces");
@@ -249,7 +261,11 @@ impl SwarmActor {
         if transfers.is_empty() && bad.is_empty() {
             return;
         }
-        if let Err(e) = self.client.send(&ClientToHub::Report { transfers, bad }).await {
+        if let Err(e) = self
+            .client
+            .send(&ClientToHub::Report { transfers, bad })
+            .await
+        {
             tracing::debug!(error = %e, "report not sent");
         }
     }

@@ -242,6 +242,13 @@ pub enum EngineEvent {
         /// The sender (hex).
         peer: String,
     },
+    /// Never sent by the engine: a relay of this stream (the daemon's
+    /// server-sent events, the desktop app) says so when its subscriber
+    /// fell behind and missed `missed` events; re-read the status.
+    Lagged {
+        /// Events missed.
+        missed: u64,
+    },
     /// Something went wrong that the owner should see.
     Error {
         /// What, in words.
