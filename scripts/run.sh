@@ -1,33 +1,79 @@
 #!/usr/bin/env bash
 # Runs Tuber. Installs what it needs; safe to re-run.
 #
-#   ./scripts/run.sh                       the hub in front of its built-in demo site
-#   ./scripts/run.sh --upstream URL        the hub in front of your site at URL
-#   (any other tuber-hub flags pass through, e.g. --listen 0.0.0.0:8080)
+#   ./scripts/run.sh                       the demo swarm: the hub in front of its
+#                                          built-in demo site, and a headless peer
+#                                          (tuber-peer) joined to it
+#   ./scripts/run.sh --upstream URL        the hub in front of your site at URL,
+#                                          with the same headless peer
+#   ./scripts/run.sh --swarm URL           only the headless peer, joined to the
+#                                          swarm at URL (a site that runs a hub)
+#   (any other flags pass through to tuber-hub, e.g. --listen 0.0.0.0:8080)
 #
-# The desktop app and the headless peer that join the swarm are the next
-# steps; today this runs the hub, which serves the site, the swarm's
-# descriptor, signaling, manifests, pieces and STUN.
+# The peer keeps its key, store and settings in .tuber-run/peer (and the hub
+# its database in .tuber-run/hub), so a second run continues the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 ensure_build_deps
 
-log "building tuber-hub"
-cargo build --locked -p tuber-hub --bin tuber-hub
+log "building tuber-hub and tuber-peer"
+cargo build --locked -p tuber-hub --bin tuber-hub -p tuber-peer --bin tuber-peer
 
 cmd=demo
+swarm=
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --upstream) cmd=serve; args+=("$1" "$2"); shift 2 ;;
+    --swarm) swarm="$2"; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
-case " ${args[*]-} " in *" --listen "*) ;; *) args+=(--listen 127.0.0.1:8080) ;; esac
+listen=127.0.0.1:8080
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [ "${args[$i]}" != --listen ] || listen="${args[$((i + 1))]}"
+done
+case " ${args[*]-} " in *" --listen "*) ;; *) args+=(--listen "$listen") ;; esac
 case " ${args[*]-} " in *" --stun "*|*" --no-stun "*) ;; *) args+=(--stun 127.0.0.1:3478) ;; esac
+case " ${args[*]-} " in *" --data "*) ;; *) args+=(--data .tuber-run/hub) ;; esac
+mkdir -p .tuber-run
 
-log "starting: tuber-hub $cmd ${args[*]}"
-echo "Open the printed address in a browser. Stop with Ctrl-C."
-exec target/debug/tuber-hub "$cmd" "${args[@]}"
+hub_pid=
+cleanup() {
+  [ -z "$peer_pid" ] || kill "$peer_pid" 2>/dev/null || true
+  [ -z "$hub_pid" ] || kill "$hub_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+peer_pid=
+trap cleanup EXIT INT TERM
+
+if [ -z "$swarm" ]; then
+  log "starting: tuber-hub $cmd ${args[*]}"
+  target/debug/tuber-hub "$cmd" "${args[@]}" > .tuber-run/hub.log 2>&1 &
+  hub_pid=$!
+  # The hub prints its address once it listens.
+  for _ in $(seq 1 100); do
+    swarm=$(sed -n 's/^tuber-hub listening on \(http[^ ]*\).*/\1/p' .tuber-run/hub.log | head -n1)
+    [ -n "$swarm" ] && break
+    kill -0 "$hub_pid" 2>/dev/null || { cat .tuber-run/hub.log >&2; die "the hub did not start"; }
+    sleep 0.1
+  done
+  [ -n "$swarm" ] || die "the hub did not say where it listens (see .tuber-run/hub.log)"
+  swarm="${swarm%/}/"
+  echo "The site (through the hub): $swarm   hub log: .tuber-run/hub.log"
+  # Our own hub: make the peer trusted, so the planner assigns it content.
+  invite=$(target/debug/tuber-hub invite create --data .tuber-run/hub --listen "$listen" \
+    --name "run.sh demo peer" --expires 1h | head -n1)
+  join=(--join "$swarm" --invite "$invite")
+else
+  join=(--join "$swarm")
+fi
+
+log "starting: tuber-peer run --join $swarm"
+target/debug/tuber-peer --data .tuber-run/peer run "${join[@]}" --api 127.0.0.1:7447 &
+peer_pid=$!
+echo "Peer status: target/debug/tuber-peer --data .tuber-run/peer status"
+echo "Stop with Ctrl-C."
+wait "$peer_pid"

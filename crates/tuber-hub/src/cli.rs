@@ -125,7 +125,9 @@ pub async fn main(cli: Cli) -> Result<(), HubError> {
             if config.name.is_none() {
                 config.name = Some("Tuber demo".into());
             }
+            let warm = tokio::spawn(announce_demo_content(config.listen));
             let result = serve(config).await;
+            warm.abort();
             site.abort();
             result
         }
@@ -145,6 +147,30 @@ pub async fn main(cli: Cli) -> Result<(), HubError> {
                 invite.expires, invite.join_link
             );
             Ok(())
+        }
+    }
+}
+
+/// Asks the demo hub for the demo resources' manifests once it listens, so
+/// the planner knows them (and assigns them to trusted peers) before any
+/// browser visits. Not possible on port 0, whose real port is not known here.
+async fn announce_demo_content(listen: SocketAddr) {
+    use http_body_util::Empty;
+    if listen.port() == 0 {
+        return;
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    for path in [crate::demo::VIDEO_PATH, crate::demo::DOWNLOAD_PATH] {
+        let Ok(uri) = format!("http://{listen}/.tuber/manifest?path={path}").parse::<http::Uri>()
+        else {
+            continue;
+        };
+        for _ in 0..100 {
+            match client.get(uri.clone()).await {
+                Ok(r) if r.status().is_success() => break,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
     }
 }

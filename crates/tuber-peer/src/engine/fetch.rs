@@ -12,6 +12,9 @@ use tuber_proto::{PeerId, PieceHash};
 use super::link::FetchOutcome;
 use super::shared::{lock, SwarmShared};
 
+/// The meter's name for the hub's piece endpoint.
+const HUB: PeerId = PeerId::from_bytes([0; 32]);
+
 /// Pieces fetched at once by one call of [`fetch_pieces`].
 const CONCURRENCY: usize = 48;
 
@@ -151,6 +154,15 @@ async fn fetch_one(
     match swarm.engine.http.piece(&desc, w.hash).await {
         Ok(bytes) => {
             let n = bytes.len() as u64;
+            // Counted in the totals and graphs, under no remote peer (the
+            // hub is not one), and not reported as a transfer.
+            lock(&swarm.engine.meter).record(
+                Instant::now(),
+                crate::meter::Direction::Down,
+                &swarm.url,
+                HUB,
+                n,
+            );
             match swarm.store_piece(resource, w.hash, bytes, pinned).await {
                 Ok(()) => Got::Hub(n),
                 Err(e) => {
