@@ -158,7 +158,11 @@ async fn transfer(from: &Link, to: &Link, seed: u64, use_try_send: bool) {
     eprintln!(
         "{} MiB with {}: {:.2} s, {:.1} MB/s",
         TOTAL >> 20,
-        if use_try_send { "writable+try_send" } else { "send" },
+        if use_try_send {
+            "writable+try_send"
+        } else {
+            "send"
+        },
         secs,
         TOTAL as f64 / secs / 1e6
     );
@@ -184,11 +188,21 @@ async fn sixty_four_mib_both_ways() {
     let too_big = Bytes::from(vec![0u8; 262_145]);
     assert!(matches!(
         a.try_send(too_big).await,
-        Err(TransportError::MessageTooLarge { len: 262_145, max: 262_144 })
+        Err(TransportError::MessageTooLarge {
+            len: 262_145,
+            max: 262_144
+        })
     ));
-    timeout(Duration::from_secs(5), a.close()).await.expect("close");
-    assert!(matches!(a.send(Bytes::from_static(b"x")).await, Err(TransportError::Closed)));
-    let end = timeout(Duration::from_secs(10), b.recv()).await.expect("b ends");
+    timeout(Duration::from_secs(5), a.close())
+        .await
+        .expect("close");
+    assert!(matches!(
+        a.send(Bytes::from_static(b"x")).await,
+        Err(TransportError::Closed)
+    ));
+    let end = timeout(Duration::from_secs(10), b.recv())
+        .await
+        .expect("b ends");
     assert_eq!(end, None);
 }
 
@@ -198,8 +212,13 @@ async fn dropping_a_link_ends_the_other() {
         .await
         .expect("connect");
     a.send(Bytes::from_static(b"hello")).await.expect("send");
-    let first = timeout(Duration::from_secs(5), b.recv()).await.expect("recv");
-    assert_eq!(first, Some(LinkEvent::Message(Bytes::from_static(b"hello"))));
+    let first = timeout(Duration::from_secs(5), b.recv())
+        .await
+        .expect("recv");
+    assert_eq!(
+        first,
+        Some(LinkEvent::Message(Bytes::from_static(b"hello")))
+    );
 
     let start = Instant::now();
     drop(a);
@@ -218,7 +237,13 @@ async fn garbage_sdp_is_an_error() {
     let (_in_tx, inbound) = mpsc::channel(8);
     let result = timeout(
         Duration::from_secs(5),
-        connect_answer(&loopback(), "garbage\r\nnot sdp".into(), out, inbound, CONNECT),
+        connect_answer(
+            &loopback(),
+            "garbage\r\nnot sdp".into(),
+            out,
+            inbound,
+            CONNECT,
+        ),
     )
     .await
     .expect("no hang");
@@ -227,11 +252,20 @@ async fn garbage_sdp_is_an_error() {
     // A garbage answer, on the offering side.
     let (out, mut out_rx) = mpsc::channel(8);
     let (in_tx, inbound) = mpsc::channel(8);
-    let offerer = tokio::spawn(async move { connect_offer(&loopback(), out, inbound, CONNECT).await });
-    let first = timeout(Duration::from_secs(5), out_rx.recv()).await.expect("offer");
+    let offerer =
+        tokio::spawn(async move { connect_offer(&loopback(), out, inbound, CONNECT).await });
+    let first = timeout(Duration::from_secs(5), out_rx.recv())
+        .await
+        .expect("offer");
     assert!(matches!(first, Some(Signal::Description(_))));
-    in_tx.send(Signal::Description("v=0\r\ngarbage".into())).await.expect("deliver");
-    let result = timeout(Duration::from_secs(5), offerer).await.expect("no hang").expect("task");
+    in_tx
+        .send(Signal::Description("v=0\r\ngarbage".into()))
+        .await
+        .expect("deliver");
+    let result = timeout(Duration::from_secs(5), offerer)
+        .await
+        .expect("no hang")
+        .expect("task");
     assert!(matches!(result, Err(TransportError::Sdp(_))), "{result:?}");
 
     // Nobody answers: a timeout, bounded.
@@ -244,7 +278,13 @@ async fn garbage_sdp_is_an_error() {
     .await
     .expect("no hang");
     assert!(
-        matches!(result, Err(TransportError::Timeout { reached: "signaling", .. })),
+        matches!(
+            result,
+            Err(TransportError::Timeout {
+                reached: "signaling",
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
@@ -284,13 +324,38 @@ async fn oversized_inbound_message_does_not_crash() {
         .expect("connect");
     assert_eq!(b.remote_max_message_size(), 65_536);
     assert_eq!(a.remote_max_message_size(), 262_144);
-    let sent = a.send(Bytes::from(vec![7u8; 200_000])).await;
-    let got = timeout(Duration::from_secs(3), b.recv()).await;
-    eprintln!("oversized message: send {sent:?}; receiver got {:?}", got.map(|e| e.map(|e| match e {
-        LinkEvent::Message(m) => m.len(),
-        LinkEvent::Text => 0,
-    })));
-    timeout(Duration::from_secs(5), async { tokio::join!(a.close(), b.close()) })
+    // webrtc 0.21.1 drops it on the receiving side (logging ErrShortBuffer)
+    // and carries on: nothing crashes, later messages still flow both ways.
+    a.send(Bytes::from(vec![7u8; 200_000]))
         .await
-        .expect("close");
+        .expect("send big");
+    a.send(Bytes::from_static(b"after"))
+        .await
+        .expect("send small");
+    let got = timeout(Duration::from_secs(5), b.recv())
+        .await
+        .expect("recv");
+    match &got {
+        Some(LinkEvent::Message(m)) if m.len() <= 65_536 => {}
+        other => panic!(
+            "expected the small message, got {:?}",
+            other.as_ref().map(|e| match e {
+                LinkEvent::Message(m) => m.len(),
+                LinkEvent::Text => 0,
+            })
+        ),
+    }
+    eprintln!("after an oversized message the receiver got {got:?}");
+    b.send(Bytes::from_static(b"back"))
+        .await
+        .expect("send back");
+    let back = timeout(Duration::from_secs(5), a.recv())
+        .await
+        .expect("recv back");
+    assert_eq!(back, Some(LinkEvent::Message(Bytes::from_static(b"back"))));
+    timeout(Duration::from_secs(5), async {
+        tokio::join!(a.close(), b.close())
+    })
+    .await
+    .expect("close");
 }

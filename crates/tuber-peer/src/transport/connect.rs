@@ -14,7 +14,7 @@ use webrtc::peer_connection::{
 use tuber_proto::signal::IceCandidate;
 
 use super::link::{ConnectTimings, Link, LinkEvent, Pump};
-use super::peer::{build, to_rtc_candidate, HandlerEvent, Shared};
+use super::peer::{build, to_rtc_candidate, Built, HandlerEvent, Shared};
 use super::{RtcConfig, Signal, TransportError, CHANNEL_LABEL};
 
 /// Start the offering side: creates the ordered, reliable DataChannel
@@ -29,14 +29,17 @@ pub async fn connect_offer(
     timeout: Duration,
 ) -> Result<Link, TransportError> {
     let start = Instant::now();
-    let (pc, shared, events) = build(cfg, start).await?;
+    let (pc, shared, events) = build_within(cfg, start, timeout).await?;
     let mut neg = Negotiation::new(pc, shared, events, out, inbound, timeout);
-    let result = tokio::time::timeout(timeout, async {
+    let result = tokio::time::timeout(remaining(start, timeout), async {
         let init = RTCDataChannelInit {
             ordered: true,
             ..Default::default()
         };
-        let dc = neg.pc.create_data_channel(CHANNEL_LABEL, Some(init)).await?;
+        let dc = neg
+            .pc
+            .create_data_channel(CHANNEL_LABEL, Some(init))
+            .await?;
         let offer = neg.pc.create_offer(None).await?;
         neg.pc.set_local_description(offer.clone()).await?;
         neg.send_description(offer.sdp).await?;
@@ -61,9 +64,9 @@ pub async fn connect_answer(
     let start = Instant::now();
     // Parse before binding anything: garbage is refused without sockets.
     let offer = RTCSessionDescription::offer(offer_sdp).map_err(TransportError::Sdp)?;
-    let (pc, shared, events) = build(cfg, start).await?;
+    let (pc, shared, events) = build_within(cfg, start, timeout).await?;
     let mut neg = Negotiation::new(pc, shared, events, out, inbound, timeout);
-    let result = tokio::time::timeout(timeout, async {
+    let result = tokio::time::timeout(remaining(start, timeout), async {
         neg.pc
             .set_remote_description(offer)
             .await
@@ -77,6 +80,29 @@ pub async fn connect_answer(
     .await;
     neg.finish(result).await
 }
+
+/// [`build`] within the connect timeout.
+async fn build_within(
+    cfg: &RtcConfig,
+    start: Instant,
+    timeout: Duration,
+) -> Result<Built, TransportError> {
+    match tokio::time::timeout(timeout, build(cfg, start)).await {
+        Ok(built) => built,
+        Err(_) => Err(TransportError::Timeout {
+            timeout,
+            reached: "setup",
+        }),
+    }
+}
+
+fn remaining(start: Instant, timeout: Duration) -> Duration {
+    timeout.saturating_sub(start.elapsed())
+}
+
+/// How often the driver is nudged between ICE connecting and the channel
+/// opening (see [`Negotiation::run`]).
+const NUDGE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One connection being negotiated; after the channel opens, what is left
 /// (late candidates both ways) becomes the link's [`Pump`].
@@ -191,9 +217,7 @@ impl Negotiation {
             Signal::Description(_) => {
                 tracing::debug!("ignoring a second remote description (no renegotiation)")
             }
-            Signal::Candidate(Some(candidate)) if !self.remote_set => {
-                self.queued.push(candidate)
-            }
+            Signal::Candidate(Some(candidate)) if !self.remote_set => self.queued.push(candidate),
             Signal::Candidate(Some(candidate)) => self.add_remote(candidate).await,
             Signal::Candidate(None) => {}
         }
@@ -207,8 +231,22 @@ impl Negotiation {
     }
 
     /// Drive signaling until the channel is open.
+    ///
+    /// Once ICE is up, the driver is nudged every millisecond through the
+    /// channel handle. In `webrtc`/`rtc` 0.21.1, packets the core queues while
+    /// handling an internal event — the SCTP INIT when DTLS completes, the
+    /// DCEP OPEN when SCTP is up — go out only at the driver's next wake-up,
+    /// the ICE agent's 200 ms connected-state tick: ~400 ms per connect. Any
+    /// channel call wakes the driver (`wake_writes`), which flushes them. The
+    /// DTLS ClientHello has the same problem one layer down (`DtlsHandler::
+    /// handle_event` never drains `poll_transmit`) and only a timeout releases
+    /// it: that is the 20 ms ICE check interval in `peer`.
     async fn run(&mut self) -> Result<Arc<dyn DataChannel>, TransportError> {
         let mut state = self.shared.state.clone();
+        let shared = self.shared.clone();
+        let mut nudging = false;
+        let mut nudge = tokio::time::interval(NUDGE_INTERVAL);
+        nudge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Some(err) = failed(&state.borrow_and_update()) {
                 return Err(err);
@@ -226,6 +264,13 @@ impl Negotiation {
                 changed = state.changed() => if changed.is_err() {
                     return Err(TransportError::Failed("connection driver stopped"));
                 },
+                () = shared.ice_up.notified(), if !nudging => nudging = true,
+                _ = nudge.tick(), if nudging && self.channel.is_some() => {
+                    if let Some(dc) = &self.channel {
+                        // The threshold is already 0; the call is for its wake.
+                        let _ = dc.set_buffered_amount_low_threshold(0).await;
+                    }
+                }
                 event = poll_channel(&self.channel) => match event {
                     Some(DataChannelEvent::OnOpen) => {
                         if let Some(dc) = &self.channel {

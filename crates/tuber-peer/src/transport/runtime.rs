@@ -134,8 +134,7 @@ fn force_buffer(_socket: &std::net::UdpSocket, _size: usize, _which: Buffer) -> 
 pub(crate) fn default_udp_addrs() -> Vec<String> {
     let mut ips: Vec<std::net::Ipv4Addr> = Vec::new();
     for ip in interface_ipv4s() {
-        if !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified() && !ips.contains(&ip)
-        {
+        if !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified() && !ips.contains(&ip) {
             ips.push(ip);
         }
     }
