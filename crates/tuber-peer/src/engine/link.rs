@@ -9,6 +9,7 @@
 //! session's round-robin decides whose answer goes next.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,9 @@ use crate::meter::Direction;
 use crate::transport::{Link, LinkEvent, TransportError};
 use crate::wire_session::{Event, RequestError, RequestId, WireSession, WireSessionConfig};
 
+/// A request of ours with no data for this long means the remote is gone
+/// (a live one answers at once: data, missing or busy).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Commands queued per link before `fetch` waits.
 const COMMAND_QUEUE: usize = 64;
 
@@ -56,6 +60,8 @@ enum LinkCmd {
 pub struct LinkHandle {
     cmds: mpsc::Sender<LinkCmd>,
     closed: CancellationToken,
+    /// Set when the link closed because the remote stopped answering.
+    unresponsive: Arc<AtomicBool>,
 }
 
 impl LinkHandle {
@@ -77,6 +83,12 @@ impl LinkHandle {
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
+
+    /// Whether it ended because a request of ours got no data in time: on a
+    /// reliable channel that means the remote is gone or stuck.
+    pub fn was_unresponsive(&self) -> bool {
+        self.unresponsive.load(Ordering::Relaxed)
+    }
 }
 
 /// Starts the task driving `link` with `peer`. Returns its handle; the task
@@ -90,13 +102,15 @@ pub fn spawn(
 ) -> LinkHandle {
     let (cmds, rx) = mpsc::channel(COMMAND_QUEUE);
     let closed = CancellationToken::new();
+    let unresponsive = Arc::new(AtomicBool::new(false));
     let handle = LinkHandle {
         cmds,
         closed: closed.clone(),
+        unresponsive: Arc::clone(&unresponsive),
     };
     tokio::spawn(async move {
         let _done = closed.drop_guard();
-        let mut driver = Driver::new(link, peer, swarm);
+        let mut driver = Driver::new(link, peer, swarm, unresponsive);
         driver.run(rx, cancel).await;
         driver.link.close().await;
     });
@@ -114,12 +128,21 @@ struct Driver {
     queued: std::collections::VecDeque<(PieceHash, u32, oneshot::Sender<FetchOutcome>)>,
     /// A message taken from the session that the channel had no room for.
     stash: Option<Bytes>,
+    unresponsive: Arc<AtomicBool>,
 }
 
 impl Driver {
-    fn new(link: Link, peer: PeerId, swarm: Arc<SwarmShared>) -> Self {
+    fn new(
+        link: Link,
+        peer: PeerId,
+        swarm: Arc<SwarmShared>,
+        unresponsive: Arc<AtomicBool>,
+    ) -> Self {
         let now = Instant::now();
-        let mut config = WireSessionConfig::default();
+        let mut config = WireSessionConfig {
+            request_timeout: REQUEST_TIMEOUT,
+            ..WireSessionConfig::default()
+        };
         if link.remote_max_message_size() >= LARGE_MAX_FRAME {
             config = config.with_large_frames();
         }
@@ -134,6 +157,7 @@ impl Driver {
             waiting: HashMap::new(),
             queued: Default::default(),
             stash: None,
+            unresponsive,
         }
     }
 
@@ -141,6 +165,10 @@ impl Driver {
         let mut cmds_closed = false;
         loop {
             self.process_events().await;
+            if self.unresponsive.load(Ordering::Relaxed) {
+                tracing::info!(peer = %self.peer, "peer stopped answering; closing the link");
+                break;
+            }
             if self.session.is_closed() {
                 // Flush the error frame, then go.
                 while let Some(m) = self.stash.take().or_else(|| self.session.poll_transmit()) {
@@ -266,7 +294,10 @@ impl Driver {
                 Event::Corrupt { id, .. } => self.finish(id, FetchOutcome::Corrupt),
                 Event::Missing { id } => self.finish(id, FetchOutcome::Missing),
                 Event::Busy { id, .. } => self.finish(id, FetchOutcome::Busy),
-                Event::TimedOut { id } => self.finish(id, FetchOutcome::TimedOut),
+                Event::TimedOut { id } => {
+                    self.unresponsive.store(true, Ordering::Relaxed);
+                    self.finish(id, FetchOutcome::TimedOut);
+                }
                 Event::Closed(reason) => {
                     tracing::debug!(peer = %self.peer, ?reason, "peer wire closed");
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tuber_proto::signal::{ClientToHub, HubToClient, Provider, TransferReport};
+use tuber_proto::signal::{ClientToHub, ErrorCode, HubToClient, Provider, TransferReport};
 use tuber_proto::{PeerId, PieceHash};
 
 use super::duties::{self, Duty};
@@ -353,7 +353,11 @@ impl SwarmActor {
                     .await;
             }
             HubToClient::Error { code, message } => {
-                tracing::warn!(?code, %message, swarm = %self.shared.url, "hub error");
+                if code == ErrorCode::UnknownPeer {
+                    self.fail_unknown_peer(&message);
+                } else {
+                    tracing::warn!(?code, %message, swarm = %self.shared.url, "hub error");
+                }
             }
             _ => {}
         }
@@ -380,6 +384,10 @@ impl SwarmActor {
             if !l.is_closed() {
                 let _ = reply.send(Some(l.clone()));
                 return;
+            }
+            if l.was_unresponsive() {
+                // Gone or stuck: do not redial it at once.
+                self.unreachable.insert(peer, Instant::now());
             }
             self.links.remove(&peer);
         }
@@ -507,6 +515,27 @@ impl SwarmActor {
 
     fn client_sender(&self) -> mpsc::Sender<ClientToHub> {
         self.outbound_relay.clone()
+    }
+
+    /// The hub could not relay to a peer (it left the swarm): give up the
+    /// connection attempts to it now instead of at their timeout. The error
+    /// names the peer only in its text (protocol §5.6), so look for its id.
+    fn fail_unknown_peer(&mut self, message: &str) {
+        let gone: Vec<(PeerId, u32)> = self
+            .connecting
+            .keys()
+            .filter(|(p, _)| message.contains(&p.to_hex()))
+            .copied()
+            .collect();
+        for (peer, conn) in gone {
+            tracing::debug!(%peer, "peer left the swarm; connection abandoned");
+            self.unreachable.insert(peer, Instant::now());
+            if let Some(c) = self.connecting.remove(&(peer, conn)) {
+                for w in c.waiters {
+                    let _ = w.send(None);
+                }
+            }
+        }
     }
 
     fn on_conn(&mut self, ev: ConnEvent) {
