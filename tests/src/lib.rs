@@ -1,8 +1,10 @@
 //! Helpers shared by Tuber's cross-component tests and their helper
-//! binaries: a deterministic random source, and a child-process guard that
-//! never leaves a process behind.
+//! binaries: a deterministic random source, a child-process guard that
+//! never leaves a process behind, and the swarm harness ([`swarm`]).
 
 use std::process::Child;
+
+pub mod swarm;
 
 /// xorshift64*: deterministic, seedable, dependency-free pseudo-random
 /// numbers, so a failing run can be replayed from its seed.

@@ -1,0 +1,150 @@
+//! The upstream site: deterministic resources of chosen sizes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tuber_hub::range::{self, RangeAnswer};
+
+use crate::Rng;
+
+struct Resource {
+    bytes: Bytes,
+    etag: HeaderValue,
+}
+
+struct Inner {
+    resources: HashMap<String, Resource>,
+    refuse_ranges: AtomicBool,
+    bytes_served: AtomicU64,
+}
+
+/// An origin on 127.0.0.1:0. Dropping it stops it.
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: JoinHandle<()>,
+}
+
+impl Origin {
+    /// Serves one resource per `(path, length, seed)`: `length` bytes from
+    /// [`Rng::new(seed)`](crate::Rng), `application/octet-stream`, a strong
+    /// ETag. Paths should end in `.bin` (distributable by default).
+    pub async fn start(resources: &[(&str, usize, u64)]) -> Self {
+        let resources = resources
+            .iter()
+            .map(|&(path, len, seed)| {
+                let etag = HeaderValue::from_str(&format!("\"{seed:x}-{len}\"")).expect("etag");
+                let bytes = Bytes::from(Rng::new(seed).bytes(len));
+                (path.to_string(), Resource { bytes, etag })
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            resources,
+            refuse_ranges: AtomicBool::new(false),
+            bytes_served: AtomicU64::new(0),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let app = axum::Router::new()
+            .fallback(serve)
+            .with_state(Arc::clone(&inner));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, inner, task }
+    }
+
+    /// `http://127.0.0.1:PORT`, the hub's upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bytes of `path`.
+    pub fn bytes(&self, path: &str) -> Bytes {
+        self.inner.resources[path].bytes.clone()
+    }
+
+    /// SHA-256 of `path`'s bytes, hex.
+    pub fn sha256(&self, path: &str) -> String {
+        super::sha256_hex(&self.inner.resources[path].bytes)
+    }
+
+    /// While on, every `Range` request (how the hub's piece endpoint reads
+    /// pieces) is answered 503, so the hub cannot give pieces; `HEAD` and
+    /// whole-body `GET`s (manifests) still work.
+    pub fn refuse_ranges(&self, on: bool) {
+        self.inner.refuse_ranges.store(on, Ordering::SeqCst);
+    }
+
+    /// Body bytes sent so far (every `GET`).
+    pub fn bytes_served(&self) -> u64 {
+        self.inner.bytes_served.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(r) = inner.resources.get(uri.path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    if range_header.is_some() && inner.refuse_ranges.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let len = r.bytes.len() as u64;
+    let (status, body) = match range::parse(range_header, len) {
+        RangeAnswer::Full => (StatusCode::OK, r.bytes.clone()),
+        RangeAnswer::Partial { start, end } => (
+            StatusCode::PARTIAL_CONTENT,
+            r.bytes.slice(start as usize..=end as usize),
+        ),
+        RangeAnswer::Unsatisfiable => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response()
+        }
+    };
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::ETAG, r.etag.clone())
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let RangeAnswer::Partial { start, end } = range::parse(range_header, len) {
+        resp = resp.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+    }
+    if method == Method::GET {
+        inner
+            .bytes_served
+            .fetch_add(body.len() as u64, Ordering::SeqCst);
+        resp.body(Body::from(body)).expect("response")
+    } else {
+        resp.body(Body::empty()).expect("response")
+    }
+}
