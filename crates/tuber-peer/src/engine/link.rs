@@ -22,7 +22,9 @@ use tuber_proto::{PeerId, PieceHash};
 use super::shared::SwarmShared;
 use crate::meter::Direction;
 use crate::transport::{Link, LinkEvent, TransportError};
-use crate::wire_session::{Event, RequestError, RequestId, WireSession, WireSessionConfig};
+use crate::wire_session::{
+    Event, IncomingId, RequestError, RequestId, WireSession, WireSessionConfig,
+};
 
 /// A request of ours with no data for this long means the remote is gone
 /// (a live one answers at once: data, missing or busy).
@@ -129,6 +131,10 @@ struct Driver {
     /// A message taken from the session that the channel had no room for.
     stash: Option<Bytes>,
     unresponsive: Arc<AtomicBool>,
+    /// Answers read from the store, back from their tasks. Bounded by the
+    /// session's in-flight cap (one task per open incoming request).
+    served_tx: mpsc::Sender<(IncomingId, Serve)>,
+    served_rx: mpsc::Receiver<(IncomingId, Serve)>,
 }
 
 impl Driver {
@@ -147,6 +153,7 @@ impl Driver {
             config = config.with_large_frames();
         }
         let mut session = WireSession::new(now, config);
+        let (served_tx, served_rx) = mpsc::channel(crate::wire_session::DEFAULT_MAX_IN_FLIGHT);
         // The transport returns an open channel.
         session.handle_open(now);
         Self {
@@ -158,13 +165,15 @@ impl Driver {
             queued: Default::default(),
             stash: None,
             unresponsive,
+            served_tx,
+            served_rx,
         }
     }
 
     async fn run(&mut self, mut cmds: mpsc::Receiver<LinkCmd>, cancel: CancellationToken) {
         let mut cmds_closed = false;
         loop {
-            self.process_events().await;
+            self.process_events();
             if self.unresponsive.load(Ordering::Relaxed) {
                 tracing::info!(peer = %self.peer, "peer stopped answering; closing the link");
                 break;
@@ -209,6 +218,7 @@ impl Driver {
                     }
                     None => cmds_closed = true,
                 },
+                Some((id, answer)) = self.served_rx.recv() => self.answer(id, answer),
                 () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
             }
         }
@@ -220,25 +230,15 @@ impl Driver {
         }
     }
 
-    /// Sends what the channel takes without waiting: the stash, then more
-    /// from the session, until the send buffer is full or nothing is left.
+    /// Sends the stashed message: `writable` just said the send buffer is
+    /// below its limit, so `send` does not wait (it may take the buffer
+    /// past the limit by one message, which is what the limit allows).
+    /// Moved, not cloned: the transport then frames it without a copy.
     async fn send_ready(&mut self) -> Result<(), TransportError> {
-        let mut budget = 64;
-        while let Some(m) = self.stash.take() {
+        if let Some(m) = self.stash.take() {
             let len = m.len();
-            match self.link.try_send(m.clone()).await {
-                Ok(()) => self.record(Direction::Up, len),
-                Err(TransportError::SendBufferFull) => {
-                    self.stash = Some(m);
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-            budget -= 1;
-            if budget == 0 {
-                return Ok(());
-            }
-            self.stash = self.session.poll_transmit();
+            self.link.send(m).await?;
+            self.record(Direction::Up, len);
         }
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Driver {
         }
     }
 
-    async fn process_events(&mut self) {
+    fn process_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Requested {
@@ -279,15 +279,14 @@ impl Driver {
                     offset,
                     length,
                 } => {
-                    let answer = self.swarm.serve(self.peer, piece, offset, length).await;
-                    let r = match answer {
-                        Serve::Data(b) => self.session.respond_data(id, b),
-                        Serve::Missing => self.session.respond_missing(id),
-                        Serve::Busy(ms) => self.session.respond_busy(id, ms),
-                    };
-                    if let Err(e) = r {
-                        tracing::debug!(peer = %self.peer, error = %e, "answer dropped");
-                    }
+                    // Read in a task: a burst of requests must not stop
+                    // the loop from feeding the channel meanwhile.
+                    let swarm = Arc::clone(&self.swarm);
+                    let (peer, done) = (self.peer, self.served_tx.clone());
+                    tokio::spawn(async move {
+                        let answer = swarm.serve(peer, piece, offset, length).await;
+                        let _ = done.send((id, answer)).await;
+                    });
                 }
                 Event::Cancelled { .. } | Event::RemoteError { .. } => {}
                 Event::Completed { id, bytes, .. } => self.finish(id, FetchOutcome::Data(bytes)),
@@ -302,6 +301,18 @@ impl Driver {
                     tracing::debug!(peer = %self.peer, ?reason, "peer wire closed");
                 }
             }
+        }
+    }
+
+    fn answer(&mut self, id: IncomingId, answer: Serve) {
+        let r = match answer {
+            Serve::Data(b) => self.session.respond_data(id, b),
+            Serve::Missing => self.session.respond_missing(id),
+            Serve::Busy(ms) => self.session.respond_busy(id, ms),
+        };
+        if let Err(e) = r {
+            // Cancelled meanwhile, or the session closed.
+            tracing::debug!(peer = %self.peer, error = %e, "answer dropped");
         }
     }
 

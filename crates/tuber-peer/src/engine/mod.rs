@@ -583,7 +583,8 @@ async fn wait_descriptor(
         if Instant::now() > deadline {
             return Err(EngineError::NotJoined(shared.url.clone()));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The descriptor comes with `welcome`, a few ms after `join`.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
