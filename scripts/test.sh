@@ -35,5 +35,6 @@ cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 log "benchmark smoke run"
 # Same package set and features as the test build, so nothing recompiles.
 TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked --workspace --all-features --bench store_throughput
+TUBER_BENCH_QUICK=1 cargo bench --profile dev --locked --workspace --all-features --bench peer_throughput
 
 log "all checks passed"

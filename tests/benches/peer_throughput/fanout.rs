@@ -1,0 +1,331 @@
+//! Figure 4, one peer (the `peer-process` binary, its own process for its RSS)
+//! serving light requesters at once: aggregate rate, CPU and its memory.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tuber_peer::transport::{self, ConnectTimings, Link, RtcConfig, Signal};
+use tuber_peer::{Identity, SwarmClient, SwarmState};
+use tuber_proto::signal::{ClientToHub, HubToClient};
+use tuber_proto::{Manifest, PeerId, PieceHash};
+
+use crate::hub::{bounded, child_log, close_links, AbortOnDrop, ChildGuard};
+use crate::sys::{cpu_secs, thread_cpu, thread_split, Mem};
+use crate::wire::{fetch_over, loopback_rtc};
+use crate::{
+    mbps, median, mib, ms, row, Row, Sizes, MIB, PIECE, REQUESTER_IN_FLIGHT, SERVED, WAIT,
+};
+
+/// One light requester: its own identity and signaling client, one link to
+/// the serving peer, no engine (it never announces, so nobody asks it).
+struct Requester {
+    link: Link,
+    connect: Duration,
+    _relays: [AbortOnDrop; 2],
+    _client: Arc<SwarmClient>,
+    _dir: tempfile::TempDir,
+}
+
+/// Joins `url` as a new identity. The client, its hub messages, and the
+/// swarm's ICE servers.
+async fn join_light(
+    url: &str,
+) -> (
+    tempfile::TempDir,
+    SwarmClient,
+    mpsc::Receiver<HubToClient>,
+    RtcConfig,
+) {
+    let dir = tempfile::tempdir().expect("requester dir");
+    let id = Arc::new(Identity::load_or_create(dir.path()).expect("identity"));
+    let (client, inbound) = SwarmClient::builder(url, id)
+        .agent("tuber-bench")
+        .join()
+        .expect("join");
+    let mut state = client.state();
+    let joined = bounded(
+        "a requester joins",
+        WAIT,
+        state.wait_for(|s| matches!(s, SwarmState::Joined { .. })),
+    )
+    .await
+    .expect("requester client")
+    .clone();
+    let mut cfg = loopback_rtc();
+    if let SwarmState::Joined { descriptor, .. } = joined {
+        cfg.ice_servers = descriptor.ice_servers.clone();
+    }
+    (dir, client, inbound, cfg)
+}
+
+/// Offers a link to `server` through the hub, as the engine's swarm actor
+/// does (crates/tuber-peer/src/engine/swarm.rs).
+async fn connect_light(
+    joined: (
+        tempfile::TempDir,
+        SwarmClient,
+        mpsc::Receiver<HubToClient>,
+        RtcConfig,
+    ),
+    server: PeerId,
+    conn: u32,
+    hub_errors: Arc<Mutex<Vec<String>>>,
+) -> Result<Requester, String> {
+    let (dir, client, mut inbound, cfg) = joined;
+    let client = Arc::new(client);
+    let (out_tx, mut out_rx) = mpsc::channel::<Signal>(64);
+    let (in_tx, in_rx) = mpsc::channel::<Signal>(64);
+    let c = Arc::clone(&client);
+    let outbound = tokio::spawn(async move {
+        while let Some(sig) = out_rx.recv().await {
+            let msg = match sig {
+                Signal::Description(sdp) => ClientToHub::Offer {
+                    to: server,
+                    conn,
+                    sdp,
+                },
+                Signal::Candidate(candidate) => ClientToHub::Candidate {
+                    to: server,
+                    conn,
+                    candidate,
+                },
+            };
+            if c.send(&msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let relay_in = tokio::spawn(async move {
+        // Drain every hub message (a full queue would stall the client).
+        while let Some(msg) = inbound.recv().await {
+            let sig = match msg {
+                HubToClient::Answer { from, conn: c, sdp } if from == server && c == conn => {
+                    Signal::Description(sdp)
+                }
+                HubToClient::Candidate {
+                    from,
+                    conn: c,
+                    candidate,
+                } if from == server && c == conn => Signal::Candidate(candidate),
+                HubToClient::Error { code, message } => {
+                    hub_errors
+                        .lock()
+                        .expect("errors")
+                        .push(format!("{code:?}: {message}"));
+                    continue;
+                }
+                _ => continue,
+            };
+            let _ = in_tx.try_send(sig);
+        }
+    });
+    let relays = [AbortOnDrop(outbound), AbortOnDrop(relay_in)];
+    let start = Instant::now();
+    let link = transport::connect_offer(&cfg, out_tx, in_rx, Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Requester {
+        link,
+        connect: start.elapsed(),
+        _relays: relays,
+        _client: client,
+        _dir: dir,
+    })
+}
+
+fn wanted_of(manifest: &Manifest, first: usize, count: usize) -> Vec<(PieceHash, u32)> {
+    let n = manifest.pieces.len();
+    (0..count)
+        .map(|k| {
+            let i = (first + k) % n;
+            let (_, size) = manifest.piece_range(i).expect("piece in range");
+            (manifest.pieces[i], size)
+        })
+        .collect()
+}
+
+/// Figure 4 on `url`, serving `served`, printed and added to `rows`.
+pub async fn run(sizes: &Sizes, url: &str, served: &Manifest, rows: &mut Vec<Row>) {
+    // ---- 4. one peer process serving N light requesters
+    let n = sizes.requesters;
+    let dir = tempfile::tempdir().expect("server dir");
+    let mut server = ChildGuard::spawn(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_peer-process"))
+            .arg(dir.path())
+            .arg(url)
+            .arg(SERVED)
+            .env("RUST_LOG", child_log())
+            .stderr(Stdio::inherit()),
+    )
+    .expect("spawn peer-process");
+    let ready = server
+        .line_starting("ready ", Duration::from_secs(120))
+        .await;
+    let server_id: PeerId = ready["ready ".len()..]
+        .trim()
+        .parse()
+        .expect("peer-process prints its peer id");
+    let pid = server.pid();
+    let mem_seeded = Mem::of(pid);
+
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut joins = Vec::new();
+    for _ in 0..n {
+        let u = url.to_owned();
+        joins.push(tokio::spawn(async move { join_light(&u).await }));
+    }
+    let mut joined = Vec::new();
+    for j in joins {
+        joined.push(
+            bounded("requesters join", WAIT, j)
+                .await
+                .expect("join task"),
+        );
+    }
+    let connect_start = Instant::now();
+    let mut connects = Vec::new();
+    for (i, j) in joined.into_iter().enumerate() {
+        let errors = Arc::clone(&errors);
+        connects.push(tokio::spawn(connect_light(
+            j,
+            server_id,
+            1000 + 2 * i as u32,
+            errors,
+        )));
+    }
+    let mut requesters = Vec::new();
+    let mut failed = Vec::new();
+    for c in connects {
+        match bounded("requesters connect", WAIT, c)
+            .await
+            .expect("connect task")
+        {
+            Ok(r) => requesters.push(r),
+            Err(e) => failed.push(e),
+        }
+    }
+    let connect_all = connect_start.elapsed();
+    let mem_linked = Mem::of(pid);
+    let mut connect_ms: Vec<f64> = requesters.iter().map(|r| ms(r.connect)).collect();
+    let connect_med = median(&mut connect_ms);
+    let connect_max = connect_ms.last().copied().unwrap_or(0.0);
+    let stage = |f: fn(ConnectTimings) -> Option<Duration>| {
+        let mut v: Vec<f64> = requesters
+            .iter()
+            .filter_map(|r| f(r.link.connect_timings()).map(ms))
+            .collect();
+        median(&mut v)
+    };
+    let (ice_med, dtls_med, open_med) = (
+        stage(|t| t.ice_connected),
+        stage(|t| t.connected),
+        stage(|t| Some(t.open)),
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {n} requesters could not connect: {:?} (hub errors: {:?})",
+        failed.len(),
+        failed.first(),
+        errors.lock().expect("errors")
+    );
+
+    let per = sizes.per_requester / PIECE;
+    let (cpu0, own_cpu0, start) = (cpu_secs(&pid.to_string()), cpu_secs("self"), Instant::now());
+    let (server_threads0, own_threads0) = (thread_cpu(&pid.to_string()), thread_cpu("self"));
+    let mut tasks = Vec::new();
+    for (i, r) in requesters.into_iter().enumerate() {
+        let wanted = wanted_of(served, i * per, per);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let res = fetch_over(&r.link, &wanted, REQUESTER_IN_FLIGHT).await;
+            (r, res, t.elapsed())
+        }));
+    }
+    let mut total = 0u64;
+    let mut rates = Vec::new();
+    let mut kept = Vec::new();
+    for t in tasks {
+        let (r, res, took) = bounded("the requesters' transfers", WAIT * 2, t)
+            .await
+            .expect("transfer task");
+        let bytes = res.expect("a requester's transfer");
+        total += bytes;
+        rates.push(mbps(bytes, took));
+        kept.push(r);
+    }
+    let elapsed = start.elapsed();
+    let server_cpu = cpu_secs(&pid.to_string()) - cpu0;
+    let requesters_cpu = cpu_secs("self") - own_cpu0;
+    let server_threads = thread_split(&server_threads0, &thread_cpu(&pid.to_string()));
+    let own_threads = thread_split(&own_threads0, &thread_cpu("self"));
+    let mem_after = Mem::of(pid);
+    let aggregate = mbps(total, elapsed);
+    let rate_med = median(&mut rates);
+    println!();
+    println!(
+        "[4] One serving peer (peer-process, pid {pid}) -> {n} light requesters, {} MiB each, \
+         {REQUESTER_IN_FLIGHT} pieces in flight each, verified; {:.0} MiB resource",
+        sizes.per_requester / MIB,
+        mib(served.length)
+    );
+    println!(
+        "    connect: all {n} in {:.0} ms (each: median {connect_med:.0} ms, max \
+         {connect_max:.0} ms); transport breakdown (medians, signals relayed by the hub): \
+         ICE {ice_med:.0} ms, DTLS {dtls_med:.0} ms, channel open {open_med:.0} ms",
+        ms(connect_all)
+    );
+    println!(
+        "    transfer: {:.0} MiB in {:.2} s = {aggregate:.1} MB/s aggregate (per requester: \
+         median {rate_med:.1} MB/s, min {:.1}, max {:.1})",
+        mib(total),
+        elapsed.as_secs_f64(),
+        rates.first().copied().unwrap_or(0.0),
+        rates.last().copied().unwrap_or(0.0),
+    );
+    println!(
+        "    CPU during the transfer: server {server_cpu:.2} s ({:.1} ms/MiB), the {n} \
+         requesters (this process) {requesters_cpu:.2} s ({:.1} ms/MiB); {:.0} % of the \
+         machine's {:.1} CPU-s",
+        server_cpu * 1e3 / mib(total),
+        requesters_cpu * 1e3 / mib(total),
+        100.0 * (server_cpu + requesters_cpu)
+            / (elapsed.as_secs_f64()
+                * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64),
+        elapsed.as_secs_f64() * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+    );
+    println!("    server CPU by thread: {server_threads}");
+    println!("    requesters' CPU by thread: {own_threads}");
+    println!("    server memory, seeded and idle:  {mem_seeded}");
+    println!("    server memory, {n} links open:    {mem_linked}");
+    println!("    server memory, after transfer:   {mem_after}");
+    println!(
+        "    per link: {:.2} MB RSS when connected, {:.2} MB after the transfer",
+        (mem_linked.rss as f64 - mem_seeded.rss as f64) / 1e6 / n as f64,
+        (mem_after.rss as f64 - mem_seeded.rss as f64) / 1e6 / n as f64
+    );
+    let hub_errors = errors.lock().expect("errors").clone();
+    if !hub_errors.is_empty() {
+        println!("    hub errors seen by requesters: {hub_errors:?}");
+    }
+    rows.push(row(
+        &format!("4. one peer -> {n} peers, aggregate"),
+        format!("{aggregate:.0} MB/s"),
+        ">= 150 MB/s",
+        Some(aggregate >= 150.0),
+    ));
+    rows.push(row(
+        "4. serving peer RSS after (HWM)",
+        format!(
+            "{:.0} MB ({:.0} MB)",
+            mem_after.rss as f64 / 1e6,
+            mem_after.hwm as f64 / 1e6
+        ),
+        "-",
+        None,
+    ));
+    close_links(&kept.iter().map(|r| &r.link).collect::<Vec<_>>()).await;
+    drop(kept);
+    server.stop().await;
+}
