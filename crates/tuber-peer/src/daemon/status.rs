@@ -58,6 +58,23 @@ pub fn render(s: &Status) -> String {
             format_size(st.pinned_bytes)
         ),
     );
+    let net = &s.network;
+    if let Some(granted) = net.socket_buffer_granted {
+        if granted < net.socket_buffer_requested {
+            // Short buffers drop loopback/LAN bursts and stall WebRTC.
+            line(
+                &mut out,
+                "network",
+                format!(
+                    "UDP buffers {} of {} asked: transfers will stall; raise \
+                     net.core.rmem_max and net.core.wmem_max (sysctl) to at least {}",
+                    format_size(granted),
+                    format_size(net.socket_buffer_requested),
+                    net.socket_buffer_requested
+                ),
+            );
+        }
+    }
 
     let _ = writeln!(out, "\nswarms ({})", s.swarms.len());
     if s.swarms.is_empty() {
@@ -216,5 +233,14 @@ mod tests {
         assert!(text.contains("4/10"), "{text}");
         assert!(text.contains("cdcdcdcdcdcdcdcd…"), "{text}");
         assert!(text.contains("total     up 3.00 GB, down 12 B"), "{text}");
+        assert!(!text.contains("network"), "{text}");
+
+        let mut short = s.clone();
+        short.network = NetworkStatus {
+            socket_buffer_requested: 4 << 20,
+            socket_buffer_granted: Some(212_992),
+        };
+        let text = render(&short);
+        assert!(text.contains("raise net.core.rmem_max"), "{text}");
     }
 }
