@@ -68,6 +68,8 @@ pub struct StoreCore {
     /// transaction that wrote it has committed.
     pub(crate) rec: StatsRecord,
     pub(crate) budget: u64,
+    /// The database could not be opened (damaged) and was started empty.
+    reset_at_open: bool,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -155,9 +157,30 @@ impl StoreCore {
         };
         std::fs::create_dir_all(&root).map_err(|e| open_err(e.into()))?;
         let current = layout::read_current(&root).map_err(|e| open_err(e.into()))?;
-        let generation = current.unwrap_or(0);
+        let mut generation = current.unwrap_or(0);
         layout::remove_stale(&root, generation);
-        let t = Trees::open(&layout::db_dir(&root, generation), &config).map_err(open_err)?;
+        let mut reset_at_open = false;
+        let t = match Trees::open(&layout::db_dir(&root, generation), &config) {
+            Ok(t) => t,
+            // sled 0.34 cannot open past a damaged record that its recovery
+            // reads. The store is a cache of verified pieces: start empty
+            // in a new generation rather than refuse to start; the damaged
+            // one is deleted once CURRENT names the new one.
+            Err(sled::Error::Corruption { .. }) => {
+                warn!(
+                    path = %root.display(),
+                    "piece store damaged beyond what sled can open; starting it empty"
+                );
+                generation += 1;
+                reset_at_open = true;
+                let t =
+                    Trees::open(&layout::db_dir(&root, generation), &config).map_err(open_err)?;
+                layout::write_current(&root, generation).map_err(|e| open_err(e.into()))?;
+                layout::remove_stale(&root, generation);
+                t
+            }
+            Err(e) => return Err(open_err(e)),
+        };
         if current.is_none() {
             layout::write_current(&root, generation).map_err(|e| open_err(e.into()))?;
         }
@@ -168,6 +191,7 @@ impl StoreCore {
             generation,
             t,
             rec: StatsRecord::default(),
+            reset_at_open,
         };
         core.rec = core.load_totals()?;
         core.guarded(|s| s.shrink_to_budget())?;
@@ -359,6 +383,12 @@ impl StoreCore {
     /// when a repair rebuilds the database.
     pub fn db_path(&self) -> PathBuf {
         layout::db_dir(&self.root, self.generation)
+    }
+
+    /// Whether this open found the database too damaged for sled to open,
+    /// and started the store empty instead.
+    pub fn was_reset_at_open(&self) -> bool {
+        self.reset_at_open
     }
 }
 

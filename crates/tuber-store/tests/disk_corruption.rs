@@ -92,10 +92,38 @@ fn survivors_intact(store: &mut StoreCore, all: &[(PieceHash, Vec<u8>)]) -> u64 
     gone
 }
 
+/// Opens the damaged store. Usually sled's recovery starts after the damaged
+/// blob and reads it lazily (what the tests below are about); on a slow or
+/// loaded machine its background flushes can land the recovery point before
+/// it, and then sled cannot open at all: the store must then start empty,
+/// consistent and usable. None in that case.
+fn open_damaged(s: &Setup) -> Option<StoreCore> {
+    let mut store = open(s.dir.path(), 64 << 20);
+    if !store.was_reset_at_open() {
+        return Some(store);
+    }
+    eprintln!("sled could not open the damaged store; it was started empty");
+    assert_eq!(store.totals().pieces, 0);
+    assert_consistent(&store);
+    let (h, b) = &s.target;
+    store.put(h, b, &owner("/video"), false).unwrap();
+    assert_eq!(store.get(h).unwrap().as_deref(), Some(&b[..]));
+    assert_eq!(
+        std::fs::read_dir(s.dir.path().join("store"))
+            .unwrap()
+            .count(),
+        2,
+        "CURRENT and one database, the damaged one deleted"
+    );
+    None
+}
+
 #[test]
 fn a_flipped_byte_in_a_blob_file_is_caught_on_read() {
     let s = setup();
-    let mut store = open(s.dir.path(), 64 << 20);
+    let Some(mut store) = open_damaged(&s) else {
+        return;
+    };
     let (t, tb) = &s.target;
     let err = store.get(t).unwrap_err();
     assert!(
@@ -136,7 +164,9 @@ fn a_flipped_byte_in_a_blob_file_is_caught_on_read() {
 #[test]
 fn a_flipped_byte_in_a_blob_file_is_caught_by_scrub() {
     let s = setup();
-    let mut store = open(s.dir.path(), 64 << 20);
+    let Some(mut store) = open_damaged(&s) else {
+        return;
+    };
     let report = store.scrub().unwrap();
     assert!(report.rebuilt);
     assert!(report.corrupt.contains(&s.target.0), "{report:?}");
@@ -169,6 +199,8 @@ fn a_flipped_byte_near_the_recovery_point_never_panics() {
     assert!(flip_in_blobs(&dir.path().join("store"), &tb) > 0);
     match StoreCore::open(dir.path().join("store"), tuber_store::Config::new(64 << 20)) {
         Ok(mut store) => {
+            // Either recovery stopped before the damage, or the store was
+            // started empty because sled could not open past it.
             assert_consistent(&store);
             assert!(!matches!(store.get(&t), Ok(Some(ref b)) if b != &tb));
             store.scrub().unwrap();
