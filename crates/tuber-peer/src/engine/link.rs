@@ -289,7 +289,10 @@ impl Driver {
                     });
                 }
                 Event::Cancelled { .. } | Event::RemoteError { .. } => {}
-                Event::Completed { id, bytes, .. } => self.finish(id, FetchOutcome::Data(bytes)),
+                Event::Completed { id, bytes, .. } => {
+                    self.swarm.credit_verified(self.peer, bytes.len() as u64);
+                    self.finish(id, FetchOutcome::Data(bytes));
+                }
                 Event::Corrupt { id, .. } => self.finish(id, FetchOutcome::Corrupt),
                 Event::Missing { id } => self.finish(id, FetchOutcome::Missing),
                 Event::Busy { id, .. } => self.finish(id, FetchOutcome::Busy),

@@ -136,15 +136,19 @@ impl SwarmShared {
         Serve::Data(slice)
     }
 
-    /// Counts bytes moved with `peer`.
+    /// Counts bytes moved with `peer` in the meter (all traffic: graphs
+    /// and totals); bytes sent also count towards the next `report`.
     pub fn record(&self, peer: PeerId, dir: Direction, bytes: u64) {
         lock(&self.engine.meter).record(Instant::now(), dir, &self.url, peer, bytes);
-        let mut t = lock(&self.transfers);
-        let e = t.entry(peer).or_default();
-        match dir {
-            Direction::Up => e.up += bytes,
-            Direction::Down => e.down += bytes,
+        if dir == Direction::Up {
+            lock(&self.transfers).entry(peer).or_default().up += bytes;
         }
+    }
+
+    /// A verified piece of `bytes` came from `peer`: what `report`'s `down`
+    /// counts (protocol §5.4), so a sender of junk earns no credit.
+    pub fn credit_verified(&self, peer: PeerId, bytes: u64) {
+        lock(&self.transfers).entry(peer).or_default().down += bytes;
     }
 
     /// Providers for `pieces` (at most 512), or none within 10 s.
