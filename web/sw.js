@@ -1,12 +1,364 @@
-// Tuber Service Worker, served by the hub at /.tuber/sw.js with root scope.
+// Tuber Service Worker, served by the hub at /.tuber/client/sw.js beside the
+// modules it imports (and at /.tuber/sw.js as a one-line module that imports
+// it), with `Service-Worker-Allowed: /`; registered as an ES module with
+// root scope.
 //
-// Placeholder until the browser peer lands: it installs, takes control of
-// open pages at once, and lets every request go to the network untouched,
-// so a site behind the hub behaves exactly as without it.
-self.addEventListener('install', (event) => {
-  event.waitUntil(self.skipWaiting());
+// It answers GET requests for distributable resources with a stream that
+// the controlling page feeds through a MessageChannel (WebRTC cannot run in
+// a Service Worker), honouring Range (206, Content-Range) so that players
+// can seek, and forwarding the player's cancel to the page. Everything else
+// passes through untouched: navigations, non-GET, other origins, the hub's
+// own /.tuber/ and /.well-known/ URLs, and whatever rules.js does not
+// consider. On any failure — no page answering within 2 s, the page gone, a
+// stream error — it falls back to the network: before the first byte with
+// `fetch(request)`, after it with a Range request for the rest.
+//
+// See client.js for the message protocol.
+
+import { classify, looksDistributable } from './rules.js';
+import { parseRange, responseFor } from './range.js';
+import { decodeManifest } from './proto/manifest.js';
+import { MAX_MANIFEST_BYTES } from './proto/limits.js';
+
+const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
+
+/** Time for the page to accept a response. */
+const ACCEPT_TIMEOUT_MS = 2000;
+/** Time for the page to answer one pull before the rest comes from the network. */
+const PULL_TIMEOUT_MS = 30_000;
+/** How often a pull that waits checks that its page still exists. */
+const LIVENESS_MS = 2000;
+/** How long an answer about a path is kept. */
+const POSITIVE_TTL_MS = 30_000;
+const NEGATIVE_TTL_MS = 5 * 60_000;
+const ERROR_TTL_MS = 10_000;
+/** Answers kept, at most. */
+const MAX_DECISIONS = 1024;
+
+sw.addEventListener('install', (event) => {
+  event.waitUntil(sw.skipWaiting());
 });
 
-self.addEventListener('activate', (event) => {
-  event.waitUntil(self.clients.claim());
+sw.addEventListener('activate', (event) => {
+  event.waitUntil(sw.clients.claim());
 });
+
+/**
+ * @typedef {{until: number, p2p: false} | {until: number, p2p: true, text: string,
+ *   manifest: import('./proto/manifest.js').Manifest}} Decision
+ */
+
+/** path (with query) → what the hub said. @type {Map<string, Decision>} */
+const decisions = new Map();
+/** @type {Map<string, Promise<Decision>>} */
+const deciding = new Map();
+
+sw.addEventListener('fetch', (event) => {
+  const req = event.request;
+  let kind;
+  try {
+    kind = classify(req, sw.location.origin);
+  } catch {
+    return;
+  }
+  if (kind === 'skip' || !event.clientId) return;
+  const url = new URL(req.url);
+  const path = url.pathname + url.search;
+  const known = decisions.get(path);
+  // Known not to be distributable: not touched at all.
+  if (known && !known.p2p && known.until > Date.now()) return;
+  event.respondWith(answer(event, req, path, kind));
+});
+
+/**
+ * @param {FetchEvent} event @param {Request} req @param {string} path @param {'ask' | 'probe'} kind
+ * @returns {Promise<Response>}
+ */
+async function answer(event, req, path, kind) {
+  let d;
+  try {
+    d = await decide(path, kind, req.url);
+  } catch {
+    d = null;
+  }
+  if (!d || !d.p2p) return fetch(req);
+  // Chrome's media player refuses to mix this worker's own answers for one
+  // resource with the network's: once a media resource is answered here,
+  // the network's bytes for it are wrapped into our own answers too. Media
+  // that started on the network before this worker took over stays there
+  // (the page says `native`).
+  const media = req.destination === 'video' || req.destination === 'audio';
+  let wrap = media;
+  try {
+    const client = await sw.clients.get(event.clientId);
+    if (!client || client.type !== 'window') return network(req, wrap);
+    const m = d.manifest;
+    const r = responseFor(parseRange(req.headers.get('range'), m.length), m.length, m.content_type);
+    if (r.status === 416 || r.end < r.start) return new Response(null, { status: r.status, headers: r.headers });
+    /** @type {ReadableStream<Uint8Array>} */
+    let body;
+    try {
+      body = await openStream(event, client, req.url, d.text, r.start, r.end, media);
+    } catch (e) {
+      if (e instanceof Error && e.message === 'page declined: native') wrap = false;
+      throw e;
+    }
+    // The origin's validator (the manifest's version), as the origin sends it.
+    if (/^(?:W\/)?"[^"]*"$/.test(m.version)) r.headers.etag = m.version;
+    else if (/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(m.version)) r.headers['last-modified'] = m.version;
+    r.headers['x-tuber'] = 'p2p';
+    return new Response(body, { status: r.status, headers: r.headers });
+  } catch {
+    return network(req, wrap);
+  }
+}
+
+/**
+ * The network's answer; `wrap`: as this worker's own response (same bytes
+ * and headers), for media answered here before.
+ * @param {Request} req @param {boolean} wrap
+ */
+async function network(req, wrap) {
+  const r = await fetch(req);
+  if (!wrap) return r;
+  return new Response(r.body, { status: r.status, statusText: r.statusText, headers: r.headers });
+}
+
+/**
+ * Whether `path` is distributable, and its manifest: from memory, or by
+ * asking the hub (after a HEAD for `probe` requests).
+ * @param {string} path @param {'ask' | 'probe'} kind @param {string} href
+ * @returns {Promise<Decision>}
+ */
+function decide(path, kind, href) {
+  const known = decisions.get(path);
+  if (known && known.until > Date.now()) return Promise.resolve(known);
+  let p = deciding.get(path);
+  if (!p) {
+    p = ask(path, kind, href)
+      .catch(() => /** @type {Decision} */ ({ until: Date.now() + ERROR_TTL_MS, p2p: false }))
+      .then((d) => {
+        remember(path, d);
+        deciding.delete(path);
+        return d;
+      });
+    deciding.set(path, p);
+  }
+  return p;
+}
+
+/** @param {string} path @param {Decision} d */
+function remember(path, d) {
+  if (decisions.size >= MAX_DECISIONS) {
+    const now = Date.now();
+    for (const [k, v] of decisions) if (v.until <= now) decisions.delete(k);
+    if (decisions.size >= MAX_DECISIONS) {
+      for (const k of [...decisions.keys()].slice(0, MAX_DECISIONS / 8)) decisions.delete(k);
+    }
+  }
+  decisions.delete(path);
+  decisions.set(path, d);
+}
+
+/**
+ * @param {string} path @param {'ask' | 'probe'} kind @param {string} href
+ * @returns {Promise<Decision>}
+ */
+async function ask(path, kind, href) {
+  const no = (/** @type {number} */ ttl) => /** @type {Decision} */ ({ until: Date.now() + ttl, p2p: false });
+  if (kind === 'probe') {
+    const head = await fetch(href, { method: 'HEAD', credentials: 'same-origin', cache: 'no-store' });
+    const len = head.headers.get('content-length');
+    if (!head.ok || !looksDistributable(head.headers.get('content-type'), len === null ? null : Number(len))) {
+      return no(NEGATIVE_TTL_MS);
+    }
+  }
+  const r = await fetch(`/.tuber/manifest?path=${encodeURIComponent(path)}`, { cache: 'no-store', credentials: 'same-origin' });
+  if (!r.ok) return no(r.status >= 500 ? ERROR_TTL_MS : NEGATIVE_TTL_MS);
+  const declared = Number(r.headers.get('content-length') ?? '0');
+  if (declared > MAX_MANIFEST_BYTES) return no(NEGATIVE_TTL_MS);
+  const bytes = new Uint8Array(await r.arrayBuffer());
+  const manifest = decodeManifest(bytes);
+  if (manifest.path !== path || manifest.length === 0) return no(NEGATIVE_TTL_MS);
+  const text = new TextDecoder().decode(bytes);
+  return { until: Date.now() + POSITIVE_TTL_MS, p2p: true, text, manifest };
+}
+
+/**
+ * Asks the page to feed bytes [start, end] of `url`; resolves with the body
+ * stream once the page accepts, rejects when it declines or stays silent.
+ * @param {FetchEvent} event @param {Client} client @param {string} url @param {string} manifestText
+ * @param {number} start @param {number} end @param {boolean} media for a media element
+ * @returns {Promise<ReadableStream<Uint8Array>>}
+ */
+function openStream(event, client, url, manifestText, start, end, media) {
+  return new Promise((resolve, reject) => {
+    const channel = new MessageChannel();
+    const port = channel.port1;
+    const timer = setTimeout(() => {
+      port.onmessage = null;
+      port.close();
+      reject(new Error('no page answered'));
+    }, ACCEPT_TIMEOUT_MS);
+    port.onmessage = (e) => {
+      clearTimeout(timer);
+      port.onmessage = null;
+      if (e.data && e.data.t === 'accept') {
+        resolve(body(event, client.id, port, url, start, end));
+      } else {
+        port.close();
+        reject(new Error(`page declined: ${e.data && e.data.reason}`));
+      }
+    };
+    client.postMessage({ tuber: 'fetch', url, manifest: manifestText, start, end, media }, [channel.port2]);
+  });
+}
+
+/**
+ * The response body: one chunk per pull from the page; after a failure, the
+ * rest from the network.
+ * @param {FetchEvent} event @param {string} clientId @param {MessagePort} port @param {string} url
+ * @param {number} start @param {number} end
+ * @returns {ReadableStream<Uint8Array>}
+ */
+function body(event, clientId, port, url, start, end) {
+  let pos = start;
+  /** @type {ReadableStreamDefaultReader<Uint8Array> | null} */
+  let network = null;
+  let skip = 0;
+  let finished = false;
+  let ended = false;
+  /** @type {(value?: unknown) => void} */
+  let done = () => {};
+  // Keep the worker alive while the body streams.
+  event.waitUntil(new Promise((r) => { done = r; }));
+  /** @type {((m: any) => void) | null} */
+  let waiter = null;
+  port.onmessage = (e) => {
+    const w = waiter;
+    waiter = null;
+    w?.(e.data);
+  };
+  /** The page's part is over. */
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    port.onmessage = null;
+    port.close();
+  };
+  /** The whole body is over: the worker may stop. */
+  const over = () => {
+    finish();
+    if (ended) return;
+    ended = true;
+    done();
+  };
+
+  /** @returns {Promise<any>} the page's answer to one pull */
+  const pullFromPage = () => new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    let live;
+    const stop = () => clearInterval(live);
+    waiter = (m) => {
+      stop();
+      resolve(m);
+    };
+    live = setInterval(async () => {
+      const gone = !(await sw.clients.get(clientId));
+      if (gone || Date.now() - t0 > PULL_TIMEOUT_MS) {
+        stop();
+        waiter = null;
+        reject(new Error(gone ? 'page gone' : 'page too slow'));
+      }
+    }, LIVENESS_MS);
+    port.postMessage({ t: 'pull' });
+  });
+
+  /** Switches to the network for bytes [pos, end]. */
+  const resume = async () => {
+    finish();
+    const r = await fetch(url, { headers: { range: `bytes=${pos}-${end}` }, credentials: 'same-origin', cache: 'no-store' });
+    if (r.status === 206) {
+      const cr = /^bytes (\d+)-/.exec(r.headers.get('content-range') ?? '');
+      if (!cr || Number(cr[1]) !== pos) throw new Error('network answered another range');
+    } else if (r.status === 200) {
+      skip = pos;
+    } else {
+      throw new Error(`network answered ${r.status}`);
+    }
+    if (!r.body) throw new Error('no body');
+    network = r.body.getReader();
+  };
+
+  /** @param {ReadableStreamDefaultController<Uint8Array>} controller */
+  const fromNetwork = async (controller) => {
+    const reader = /** @type {ReadableStreamDefaultReader<Uint8Array>} */ (network);
+    for (;;) {
+      const { done: eof, value } = await reader.read();
+      if (eof) {
+        if (pos <= end) throw new Error('network body ended early');
+        over();
+        controller.close();
+        return;
+      }
+      let chunk = value;
+      if (skip > 0) {
+        const drop = Math.min(skip, chunk.length);
+        skip -= drop;
+        chunk = chunk.subarray(drop);
+      }
+      chunk = chunk.subarray(0, Math.max(0, end + 1 - pos));
+      if (chunk.length === 0) {
+        if (pos > end) {
+          reader.cancel().catch(() => {});
+          over();
+          controller.close();
+          return;
+        }
+        continue;
+      }
+      pos += chunk.length;
+      controller.enqueue(chunk);
+      return;
+    }
+  };
+
+  return new ReadableStream({
+    async pull(controller) {
+      try {
+        if (network) return await fromNetwork(controller);
+        let m;
+        try {
+          m = await pullFromPage();
+        } catch {
+          m = null;
+        }
+        if (m && m.t === 'chunk' && m.data instanceof ArrayBuffer) {
+          const b = new Uint8Array(m.data);
+          if (b.length > 0 && pos + b.length <= end + 1) {
+            pos += b.length;
+            controller.enqueue(b);
+            return;
+          }
+        } else if (m && m.t === 'end' && pos === end + 1) {
+          over();
+          controller.close();
+          return;
+        }
+        // The page failed, went away or sent nonsense: the rest from the network.
+        if (!finished) port.postMessage({ t: 'cancel' });
+        await resume();
+        return await fromNetwork(controller);
+      } catch (e) {
+        over();
+        controller.error(e);
+      }
+    },
+    cancel() {
+      if (!finished) port.postMessage({ t: 'cancel' });
+      over();
+      network?.cancel().catch(() => {});
+    },
+  });
+}

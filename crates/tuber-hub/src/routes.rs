@@ -17,10 +17,53 @@ use crate::range::{self, RangeAnswer};
 use crate::server::HubState;
 use crate::signaling::Connector;
 
-/// The page script and the Service Worker (web/), built into the binary so
-/// an installed hub needs no other files.
-const CLIENT_JS: &str = include_str!("../../../web/tuber.js");
-const SERVICE_WORKER_JS: &str = include_str!("../../../web/sw.js");
+/// The browser client (web/), built into the binary so an installed hub
+/// needs no other files: its path under `/.tuber/client/` → its text. Every
+/// JavaScript file of web/ outside `test/` and `node_modules/` is listed
+/// (a test below checks), so the modules can import each other by relative
+/// URL exactly as they do in the source tree.
+const CLIENT_FILES: &[(&str, &str)] = &[
+    ("tuber.js", include_str!("../../../web/tuber.js")),
+    ("client.js", include_str!("../../../web/client.js")),
+    ("sw.js", include_str!("../../../web/sw.js")),
+    ("fetcher.js", include_str!("../../../web/fetcher.js")),
+    ("lru.js", include_str!("../../../web/lru.js")),
+    ("peer.js", include_str!("../../../web/peer.js")),
+    ("proto.js", include_str!("../../../web/proto.js")),
+    ("range.js", include_str!("../../../web/range.js")),
+    ("rules.js", include_str!("../../../web/rules.js")),
+    ("scheduler.js", include_str!("../../../web/scheduler.js")),
+    ("signaling.js", include_str!("../../../web/signaling.js")),
+    ("swarm.js", include_str!("../../../web/swarm.js")),
+    (
+        "wire-session.js",
+        include_str!("../../../web/wire-session.js"),
+    ),
+    (
+        "proto/descriptor.js",
+        include_str!("../../../web/proto/descriptor.js"),
+    ),
+    ("proto/json.js", include_str!("../../../web/proto/json.js")),
+    (
+        "proto/limits.js",
+        include_str!("../../../web/proto/limits.js"),
+    ),
+    (
+        "proto/manifest.js",
+        include_str!("../../../web/proto/manifest.js"),
+    ),
+    (
+        "proto/signal.js",
+        include_str!("../../../web/proto/signal.js"),
+    ),
+    ("proto/wire.js", include_str!("../../../web/proto/wire.js")),
+];
+
+/// `/.tuber/sw.js`: the Service Worker lives beside its modules at
+/// `/.tuber/client/sw.js` (that is what pages register); this URL, where
+/// earlier versions registered it, loads the same worker as a module.
+const SERVICE_WORKER_SHIM: &str =
+    "// Tuber Service Worker: see /.tuber/client/sw.js.\nimport './client/sw.js';\n";
 
 /// A plain-text error with a status: what every hub endpoint answers on failure.
 pub struct ApiError(pub StatusCode, pub String);
@@ -181,35 +224,88 @@ pub async fn register(State(state): State<Arc<HubState>>) -> Response {
         .into_response()
 }
 
-/// `GET /.tuber/client/tuber.js`
-pub async fn client_js() -> Response {
-    javascript(CLIENT_JS, None)
+/// `GET /.tuber/client/{file}`: the page script, the Service Worker and
+/// their modules. `no-cache` with an ETag: browsers revalidate (a 304) on
+/// each use, so the modules a page loads always come from one hub version.
+pub async fn client_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match client_file_text(&file) {
+        Some(text) => {
+            let scope = (file == "sw.js").then_some("/");
+            javascript(&file, text, scope, &headers)
+        }
+        None => ApiError(StatusCode::NOT_FOUND, format!("no client file {file:?}")).into_response(),
+    }
 }
 
 /// `GET /.tuber/sw.js`: allowed to control the whole origin.
-pub async fn service_worker_js() -> Response {
-    javascript(SERVICE_WORKER_JS, Some("/"))
+pub async fn service_worker_js(headers: HeaderMap) -> Response {
+    javascript("../sw.js", SERVICE_WORKER_SHIM, Some("/"), &headers)
 }
 
-fn javascript(body: &'static str, sw_scope: Option<&'static str>) -> Response {
-    let mut resp = (
-        [
-            (
+/// The text of the client file at `path` (relative to `/.tuber/client/`).
+pub fn client_file_text(path: &str) -> Option<&'static str> {
+    CLIENT_FILES
+        .iter()
+        .find(|(name, _)| *name == path)
+        .map(|(_, text)| *text)
+}
+
+/// Strong ETags of the client files, computed once.
+fn etag_of(key: &str, body: &'static str) -> HeaderValue {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static TAGS: OnceLock<Mutex<HashMap<String, HeaderValue>>> = OnceLock::new();
+    let tags = TAGS.get_or_init(Default::default);
+    let mut tags = tags.lock().unwrap_or_else(|e| e.into_inner());
+    tags.entry(key.to_string())
+        .or_insert_with(|| {
+            let digest = Sha256::digest(body.as_bytes());
+            let tag = format!("\"{}\"", hex::encode(&digest[..16]));
+            HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+        })
+        .clone()
+}
+
+fn javascript(
+    key: &str,
+    body: &'static str,
+    sw_scope: Option<&'static str>,
+    request: &HeaderMap,
+) -> Response {
+    let etag = etag_of(key, body);
+    let tag = etag.to_str().unwrap_or_default();
+    let fresh = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim())
+                .any(|t| t == "*" || t.trim_start_matches("W/") == tag)
+        });
+    let mut resp = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
-            // Short: a new hub version's client reaches browsers within minutes.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            ),
-        ],
-        body,
-    )
-        .into_response();
+            )],
+            body,
+        )
+            .into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag);
+    // Revalidated on every use (cheap: a 304), so a new hub version's client
+    // reaches browsers at once and a page never mixes two versions' modules.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(scope) = sw_scope {
-        resp.headers_mut()
-            .insert("service-worker-allowed", HeaderValue::from_static(scope));
+        h.insert("service-worker-allowed", HeaderValue::from_static(scope));
     }
     resp
 }
@@ -253,4 +349,83 @@ pub async fn ws(
             connector.serve(socket, swarm, Some(client)).await;
             drop(permit);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path as FsPath;
+
+    /// JavaScript files under web/ (not tests, not node_modules), relative.
+    fn web_files(dir: &FsPath, prefix: &str, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if path.is_dir() {
+                if name != "test" && name != "node_modules" && !name.starts_with('.') {
+                    web_files(&path, &format!("{prefix}{name}/"), out);
+                }
+            } else if name.ends_with(".js") {
+                out.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_client_file_is_built_in() {
+        let web = FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+        let mut files = Vec::new();
+        web_files(&web, "", &mut files);
+        assert!(files.contains(&"tuber.js".to_string()), "{files:?}");
+        for f in &files {
+            assert!(
+                client_file_text(f).is_some(),
+                "web/{f} is not in CLIENT_FILES (crates/tuber-hub/src/routes.rs)"
+            );
+        }
+        for (name, text) in CLIENT_FILES {
+            let on_disk = std::fs::read_to_string(web.join(name)).expect("listed file exists");
+            assert!(
+                on_disk == *text,
+                "web/{name} changed after this binary was built: rebuild"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn client_files_are_javascript_with_etags() {
+        let resp = client_file(Path("proto/wire.js".into()), HeaderMap::new()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        assert!(h.get("service-worker-allowed").is_none());
+        let etag = h[header::ETAG].clone();
+
+        let mut again = HeaderMap::new();
+        again.insert(header::IF_NONE_MATCH, etag.clone());
+        let resp = client_file(Path("proto/wire.js".into()), again).await;
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(resp.headers()[header::ETAG], etag);
+
+        let resp = client_file(Path("sw.js".into()), HeaderMap::new()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["service-worker-allowed"], "/");
+
+        let resp = service_worker_js(HeaderMap::new()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["service-worker-allowed"], "/");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+
+        for missing in ["nope.js", "../Cargo.toml", "test/vectors.test.js", ""] {
+            let resp = client_file(Path(missing.into()), HeaderMap::new()).await;
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{missing}");
+        }
+    }
 }

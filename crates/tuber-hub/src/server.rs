@@ -211,7 +211,7 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/.well-known/tuber", get(routes::descriptor))
         .route("/.tuber/manifest", get(routes::manifest))
         .route("/.tuber/piece/{hash}", get(routes::piece))
-        .route("/.tuber/client/tuber.js", get(routes::client_js))
+        .route("/.tuber/client/{*file}", get(routes::client_file))
         .route("/.tuber/sw.js", get(routes::service_worker_js))
         .route("/.tuber/ws", get(routes::ws))
         .route("/.tuber/register", get(routes::register))
