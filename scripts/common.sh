@@ -61,4 +61,8 @@ ensure_browser_deps() {
     log "installing the browser tests' npm packages"
     (cd tests/browser && npm ci --no-audit --no-fund)
   fi
+  if [ ! -d web/node_modules/typescript ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    log "installing the browser client's npm packages (typescript)"
+    (cd web && npm ci --no-audit --no-fund)
+  fi
 }

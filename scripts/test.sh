@@ -21,6 +21,9 @@ log "tests"
 timeout -k 30 1800 cargo test --workspace --all-features --locked \
   || { rc=$?; [ "$rc" -ne 124 ] || echo "error: the Rust tests took over 30 minutes: something hangs" >&2; exit "$rc"; }
 
+log "browser client: type check (tsc --checkJs) and unit tests"
+(cd web && npm run --silent check && npm test)
+
 log "browser end-to-end tests (headless Chromium)"
 # The hub binary exactly as the test step built it (dev-dependency
 # features included), so nothing recompiles; a no-op after that step.
