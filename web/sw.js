@@ -9,13 +9,14 @@
 // can seek, and forwarding the player's cancel to the page. Everything else
 // passes through untouched: navigations, non-GET, other origins, the hub's
 // own /.tuber/ and /.well-known/ URLs, and whatever rules.js does not
-// consider. On any failure — no page answering within 2 s, the page gone, a
+// consider under the hub's rules (read once per worker lifetime from
+// /.tuber/rules; the hub's defaults when that fails). On any failure — no page answering within 2 s, the page gone, a
 // stream error — it falls back to the network: before the first byte with
 // `fetch(request)`, after it with a Range request for the rest.
 //
 // See client.js for the message protocol.
 
-import { classify, looksDistributable } from './rules.js';
+import { candidatePath, classify, loadRules, looksDistributable } from './rules.js';
 import { parseRange, responseFor } from './range.js';
 import { decodeManifest } from './proto/manifest.js';
 import { MAX_MANIFEST_BYTES } from './proto/limits.js';
@@ -40,13 +41,29 @@ sw.addEventListener('install', (event) => {
 });
 
 sw.addEventListener('activate', (event) => {
-  event.waitUntil(sw.clients.claim());
+  event.waitUntil(Promise.all([sw.clients.claim(), hubRules()]));
 });
 
 /**
  * @typedef {{until: number, p2p: false} | {until: number, p2p: true, text: string,
  *   manifest: import('./proto/manifest.js').Manifest}} Decision
  */
+
+/** The hub's rules, once read. @type {import('./rules.js').Rules | null} */
+let rules = null;
+/** @type {Promise<import('./rules.js').Rules> | null} */
+let loadingRules = null;
+
+/** The hub's rules, read once per worker lifetime. */
+function hubRules() {
+  if (!loadingRules) {
+    loadingRules = loadRules().then((r) => {
+      rules = r;
+      return r;
+    });
+  }
+  return loadingRules;
+}
 
 /** path (with query) → what the hub said. @type {Map<string, Decision>} */
 const decisions = new Map();
@@ -55,15 +72,19 @@ const deciding = new Map();
 
 sw.addEventListener('fetch', (event) => {
   const req = event.request;
-  let kind;
+  /** @type {'skip' | 'ask' | 'probe' | null} */
+  let kind = null;
+  let path;
   try {
-    kind = classify(req, sw.location.origin);
+    path = candidatePath(req, sw.location.origin);
+    if (path === null || !event.clientId) return;
+    // Before the rules are read (a worker just started), only what no rules
+    // could ever consider passes untouched; the rest waits for them.
+    if (rules) kind = classify(req, sw.location.origin, rules);
   } catch {
     return;
   }
-  if (kind === 'skip' || !event.clientId) return;
-  const url = new URL(req.url);
-  const path = url.pathname + url.search;
+  if (kind === 'skip') return;
   const known = decisions.get(path);
   // Known not to be distributable: not touched at all.
   if (known && !known.p2p && known.until > Date.now()) return;
@@ -71,13 +92,17 @@ sw.addEventListener('fetch', (event) => {
 });
 
 /**
- * @param {FetchEvent} event @param {Request} req @param {string} path @param {'ask' | 'probe'} kind
+ * @param {FetchEvent} event @param {Request} req @param {string} path
+ * @param {'ask' | 'probe' | null} kind null: not classified yet (rules unread)
  * @returns {Promise<Response>}
  */
 async function answer(event, req, path, kind) {
   let d;
   try {
-    d = await decide(path, kind, req.url);
+    const r = await hubRules();
+    const k = kind ?? classify(req, sw.location.origin, r);
+    if (k === 'skip') return fetch(req);
+    d = await decide(path, k, req.url, r);
   } catch {
     d = null;
   }
@@ -128,14 +153,15 @@ async function network(req, wrap) {
  * Whether `path` is distributable, and its manifest: from memory, or by
  * asking the hub (after a HEAD for `probe` requests).
  * @param {string} path @param {'ask' | 'probe'} kind @param {string} href
+ * @param {import('./rules.js').Rules} ruleset
  * @returns {Promise<Decision>}
  */
-function decide(path, kind, href) {
+function decide(path, kind, href, ruleset) {
   const known = decisions.get(path);
   if (known && known.until > Date.now()) return Promise.resolve(known);
   let p = deciding.get(path);
   if (!p) {
-    p = ask(path, kind, href)
+    p = ask(path, kind, href, ruleset)
       .catch(() => /** @type {Decision} */ ({ until: Date.now() + ERROR_TTL_MS, p2p: false }))
       .then((d) => {
         remember(path, d);
@@ -162,14 +188,15 @@ function remember(path, d) {
 
 /**
  * @param {string} path @param {'ask' | 'probe'} kind @param {string} href
+ * @param {import('./rules.js').Rules} ruleset
  * @returns {Promise<Decision>}
  */
-async function ask(path, kind, href) {
+async function ask(path, kind, href, ruleset) {
   const no = (/** @type {number} */ ttl) => /** @type {Decision} */ ({ until: Date.now() + ttl, p2p: false });
   if (kind === 'probe') {
     const head = await fetch(href, { method: 'HEAD', credentials: 'same-origin', cache: 'no-store' });
     const len = head.headers.get('content-length');
-    if (!head.ok || !looksDistributable(head.headers.get('content-type'), len === null ? null : Number(len))) {
+    if (!head.ok || !looksDistributable(head.headers.get('content-type'), len === null ? null : Number(len), ruleset)) {
       return no(NEGATIVE_TTL_MS);
     }
   }

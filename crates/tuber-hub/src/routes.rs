@@ -120,11 +120,26 @@ pub struct ManifestQuery {
     path: String,
 }
 
-/// `GET /.tuber/manifest?path=/some/resource`
+/// `GET /.tuber/manifest?path=/some/resource`. A path an `exclude` pattern
+/// matches is never published: 404 `{"error":"not distributable"}`.
 pub async fn manifest(
     State(state): State<Arc<HubState>>,
     Query(q): Query<ManifestQuery>,
 ) -> Result<Response, ApiError> {
+    if state.rules.is_excluded(&q.path) {
+        return Ok((
+            StatusCode::NOT_FOUND,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            r#"{"error":"not distributable"}"#,
+        )
+            .into_response());
+    }
     let m = state.manifests.get(&q.path).await?;
     // Asking for a manifest makes the content known to the planner.
     state.publish(&m).await;
@@ -139,6 +154,23 @@ pub async fn manifest(
         m.encode(),
     )
         .into_response())
+}
+
+/// `GET /.tuber/rules`: the configured `[distribute]` rules as JSON, which
+/// the Service Worker reads to decide what to intercept.
+pub async fn rules(State(state): State<Arc<HubState>>) -> Response {
+    let body = serde_json::to_vec(&state.rules.view()).unwrap_or_default();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /.tuber/piece/{hash}`, with Range.

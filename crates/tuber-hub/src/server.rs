@@ -26,7 +26,7 @@ use crate::db::{DbError, HubDb};
 use crate::manifests::Manifests;
 use crate::metrics::Metrics;
 use crate::planner::PlannerConfig;
-use crate::proxy::{Proxy, ProxySettings, SeenResource};
+use crate::proxy::{Proxy, ProxySettings, Rules, SeenResource};
 use crate::signaling::{Connector, Signaling, SwarmHandle};
 use crate::upstream_client::{UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 use crate::{admin, routes, stun};
@@ -57,6 +57,8 @@ pub struct HubState {
     pub(crate) db: HubDb,
     pub(crate) admin_token: String,
     pub(crate) invite_lifetime: Duration,
+    /// The `[distribute]` rules, for `/.tuber/rules` and `/.tuber/manifest`.
+    pub(crate) rules: Rules,
     proxy: Proxy,
 }
 
@@ -147,6 +149,7 @@ pub async fn run(
     };
     let manifests = Manifests::new(upstream.clone(), config.piece_size, db.clone(), &tls);
 
+    let rules = Rules::new(&config.distribute);
     let (seen_tx, seen_rx) = mpsc::channel(1024);
     let proxy = Proxy::new(
         ProxySettings {
@@ -173,6 +176,7 @@ pub async fn run(
         db: db.clone(),
         admin_token,
         invite_lifetime: config.invites.default_expiry,
+        rules,
         proxy,
     });
 
@@ -210,6 +214,7 @@ pub fn router(state: Arc<HubState>) -> Router {
     Router::new()
         .route("/.well-known/tuber", get(routes::descriptor))
         .route("/.tuber/manifest", get(routes::manifest))
+        .route("/.tuber/rules", get(routes::rules))
         .route("/.tuber/piece/{hash}", get(routes::piece))
         .route("/.tuber/client/{*file}", get(routes::client_file))
         .route("/.tuber/sw.js", get(routes::service_worker_js))

@@ -258,3 +258,83 @@ async fn the_demo_site_through_the_hub() {
         .expect("hub ran cleanly");
     site_task.abort();
 }
+
+/// `/.tuber/rules` shows the operator's `[distribute]` rules (normalised) to
+/// browsers, and `/.tuber/manifest` never publishes an excluded path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_are_served_and_excluded_paths_get_no_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (site, site_task) = demo::spawn().await.expect("demo site");
+    let mut config = HubConfig {
+        upstream: Some(format!("http://{site}")),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..HubConfig::default()
+    };
+    config.distribute.min_size = 4096;
+    config.distribute.content_types = vec![" Video/".into()];
+    config.distribute.extensions = vec![".WEBM".into(), "bin".into()];
+    config.distribute.include = vec!["/always/*".into()];
+    config.distribute.exclude = vec!["/downloads/*".into(), "*?token=*".into()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let hub = tokio::spawn(tuber_hub::server::run(config, listener, None, async {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}");
+
+    let (status, headers, body) = get(&format!("{base}/.tuber/rules"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("cache-control").expect("header"), "no-cache");
+    assert_eq!(
+        headers.get("content-type").expect("header"),
+        "application/json"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "min_size": 4096,
+            "content_types": ["video/"],
+            "extensions": ["webm", "bin"],
+            "include": ["/always/*"],
+            "exclude": ["/downloads/*", "*?token=*"],
+            "playlists": true,
+        })
+    );
+
+    // Excluded by path, and by query: refused without reading the upstream.
+    for path in [
+        demo::DOWNLOAD_PATH.to_string(),
+        format!("{}%3Ftoken%3Dabc", demo::VIDEO_PATH),
+    ] {
+        let (status, headers, body) =
+            get(&format!("{base}/.tuber/manifest?path={path}"), None).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(
+            headers.get("content-type").expect("header"),
+            "application/json"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"], "not distributable");
+    }
+    // Not excluded: the manifest as before.
+    let (status, _, body) = get(
+        &format!("{base}/.tuber/manifest?path={}", demo::VIDEO_PATH),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let m = Manifest::decode(&body).expect("manifest");
+    assert_eq!(m.path, demo::VIDEO_PATH);
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), hub)
+        .await
+        .expect("hub stops in time")
+        .expect("hub task")
+        .expect("hub ran cleanly");
+    site_task.abort();
+}

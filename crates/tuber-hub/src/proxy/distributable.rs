@@ -8,6 +8,7 @@
 //! one of `extensions`. A match of an `exclude` pattern wins over everything.
 
 use http::{header, HeaderMap, Method, StatusCode};
+use serde::Serialize;
 
 use super::playlist::PlaylistKind;
 use crate::config::DistributeConfig;
@@ -63,7 +64,37 @@ impl Pattern {
     }
 }
 
+/// The rules as browsers see them (`GET /.tuber/rules`): normalised as
+/// [`Rules::new`] normalises them, patterns as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesView {
+    /// Smallest distributable response, bytes.
+    pub min_size: u64,
+    /// Lowercased content-type prefixes.
+    pub content_types: Vec<String>,
+    /// Lowercased extensions, without a leading dot.
+    pub extensions: Vec<String>,
+    /// Patterns always distributable (unless excluded).
+    pub include: Vec<String>,
+    /// Patterns never distributable.
+    pub exclude: Vec<String>,
+    /// Whether HLS and DASH playlists are read for their segments.
+    pub playlists: bool,
+}
+
 impl Rules {
+    /// The rules as a serializable view, for the Service Worker.
+    pub fn view(&self) -> RulesView {
+        RulesView {
+            min_size: self.min_size,
+            content_types: self.content_types.clone(),
+            extensions: self.extensions.clone(),
+            include: self.include.iter().map(|p| p.text.clone()).collect(),
+            exclude: self.exclude.iter().map(|p| p.text.clone()).collect(),
+            playlists: self.playlists,
+        }
+    }
+
     /// Builds the rules from the config's `[distribute]` table.
     pub fn new(config: &DistributeConfig) -> Self {
         Self {
@@ -270,5 +301,24 @@ mod tests {
         assert_eq!(extension("/a/B.MP4?x=y.txt").as_deref(), Some("mp4"));
         assert_eq!(extension("/a.b/c"), None);
         assert_eq!(extension("/.hidden"), None);
+    }
+
+    #[test]
+    fn the_view_is_normalised() {
+        let config = DistributeConfig {
+            min_size: 42,
+            content_types: vec![" Video/ ".into(), "".into()],
+            extensions: vec![".MP4".into(), "bin".into(), " ".into()],
+            include: vec!["/always/*".into()],
+            exclude: vec!["*?token=*".into()],
+            playlists: false,
+        };
+        let v = Rules::new(&config).view();
+        assert_eq!(v.min_size, 42);
+        assert_eq!(v.content_types, ["video/"]);
+        assert_eq!(v.extensions, ["mp4", "bin"]);
+        assert_eq!(v.include, ["/always/*"]);
+        assert_eq!(v.exclude, ["*?token=*"]);
+        assert!(!v.playlists);
     }
 }

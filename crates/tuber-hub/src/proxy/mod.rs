@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use dash::dash_segment_uris;
-pub use distributable::Rules;
+pub use distributable::{Rules, RulesView};
 pub use error_page::UpstreamFailure;
 pub use forward::origin_key;
 pub use playlist::{hls_segment_uris, PlaylistKind};
