@@ -12,30 +12,33 @@
 //! - `hub_http` — manifests and pieces from the hub over HTTP.
 //! - `persist` — settings, swarms and history in the data dir.
 
+mod content;
 mod duties;
 mod fetch;
 mod hub_http;
 mod link;
 mod persist;
 mod shared;
+mod support;
 mod swarm;
 pub mod types;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tuber_proto::signal::Capacity;
-use tuber_proto::Manifest;
 
 pub use fetch::FetchSummary;
 pub use hub_http::{HubHttp, HubHttpError};
 use persist::{Paths, SavedSwarms};
 use shared::{lock, Shared, SwarmShared, SwarmView};
+pub use support::normalize_url;
+use support::{save_meter, swarm_status, tick, wait_descriptor, wanted_all};
 pub use types::*;
 
 use crate::budget::{Budgets, Rate};
@@ -437,69 +440,6 @@ impl Engine {
         .await
     }
 
-    /// The resources held, per swarm.
-    pub async fn cached(&self) -> Result<Vec<CachedResource>, EngineError> {
-        let urls: Vec<(String, Arc<SwarmShared>)> = self
-            .swarms
-            .lock()
-            .await
-            .iter()
-            .map(|(u, e)| (u.clone(), Arc::clone(&e.shared)))
-            .collect();
-        let mut out = Vec::new();
-        for (url, shared) in urls {
-            for (resource, _) in self.shared.store.list_manifests(url.clone()).await? {
-                let pieces = self
-                    .shared
-                    .store
-                    .list_by_resource(url.clone(), resource.clone())
-                    .await?;
-                let mut r = CachedResource {
-                    swarm: url.clone(),
-                    resource: resource.clone(),
-                    pieces: 0,
-                    bytes: 0,
-                    hits: 0,
-                    bytes_served: 0,
-                    assigned: lock(&shared.assigned).contains_key(&resource),
-                };
-                for p in pieces {
-                    if let Ok(Some(m)) = self.shared.store.meta(p).await {
-                        r.pieces += 1;
-                        r.bytes += m.size;
-                        r.hits += m.hits;
-                        r.bytes_served += m.bytes_served;
-                    }
-                }
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes a resource's pieces (those no other resource owns) and its
-    /// manifest.
-    pub async fn evict(&self, url: &str, resource: &str) -> Result<u64, EngineError> {
-        let url = normalize_url(url);
-        let store = &self.shared.store;
-        let mut n = 0;
-        for p in store.list_by_resource(url.clone(), resource).await? {
-            let shared_elsewhere = store.meta(p).await?.is_some_and(|m| {
-                m.owners
-                    .iter()
-                    .any(|o| o.swarm != url || o.resource != resource)
-            });
-            if !shared_elsewhere && store.delete(p).await? {
-                n += 1;
-            }
-        }
-        store.delete_manifest(url.clone(), resource).await?;
-        if let Some(e) = self.swarms.lock().await.get(&url) {
-            lock(&e.shared.assigned).remove(resource);
-        }
-        Ok(n)
-    }
-
     /// Fetches a whole resource of a joined swarm into the store (peers
     /// first, then the hub), unpinned. For tools, tests and benchmarks.
     pub async fn fetch_resource(&self, url: &str, path: &str) -> Result<FetchSummary, EngineError> {
@@ -555,107 +495,6 @@ impl Engine {
                     return;
                 }
             }
-        }
-    }
-}
-
-fn wanted_all(m: &Manifest) -> Vec<fetch::Wanted> {
-    (0..m.pieces.len())
-        .filter_map(|i| {
-            let (_, size) = m.piece_range(i)?;
-            Some(fetch::Wanted {
-                index: i as u32,
-                hash: m.pieces[i],
-                size,
-            })
-        })
-        .collect()
-}
-
-async fn wait_descriptor(
-    shared: &SwarmShared,
-) -> Result<Arc<tuber_proto::SwarmDescriptor>, EngineError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(d) = lock(&shared.view).descriptor.clone() {
-            return Ok(d);
-        }
-        if Instant::now() > deadline {
-            return Err(EngineError::NotJoined(shared.url.clone()));
-        }
-        // The descriptor comes with `welcome`, a few ms after `join`.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn swarm_status(s: &SwarmShared, meter: &Meter, now: Instant) -> SwarmStatus {
-    let view = lock(&s.view);
-    let traffic = meter.swarm(now, &s.url).unwrap_or_default();
-    let (assigned_pieces, assigned_held) = lock(&s.assigned)
-        .values()
-        .fold((0, 0), |(a, h), x| (a + x.pieces.len() as u64, h + x.held));
-    SwarmStatus {
-        url: s.url.clone(),
-        swarm_id: view.descriptor.as_ref().map(|d| d.swarm_id.clone()),
-        name: view.descriptor.as_ref().map(|d| d.name.clone()),
-        phase: view.phase.clone(),
-        peers: view.peers.len(),
-        assigned_pieces,
-        assigned_held,
-        rate: traffic.rate,
-        bytes: traffic.bytes,
-    }
-}
-
-/// One spelling per swarm: trimmed, with a trailing `/` on a bare origin.
-pub fn normalize_url(url: &str) -> String {
-    let url = url.trim();
-    match url.split_once("://") {
-        Some((_, rest)) if !rest.contains('/') => format!("{url}/"),
-        _ => url.to_string(),
-    }
-}
-
-fn save_meter(shared: &Shared) {
-    let snap = {
-        let mut m = lock(&shared.meter);
-        m.handle_timeout(Instant::now());
-        m.snapshot()
-    };
-    if let Err(e) = persist::save(&shared.paths.meter, &snap) {
-        tracing::warn!(error = %e, "history not saved");
-    }
-}
-
-/// Once a second: advance the meter, push the rates; every 30 s save it.
-async fn tick(shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_save = Instant::now();
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            _ = every.tick() => {}
-        }
-        let now = Instant::now();
-        let total = {
-            let mut m = lock(&shared.meter);
-            m.handle_timeout(now);
-            m.total(now)
-        };
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        shared.emit(EngineEvent::Rates {
-            at,
-            rate: total.rate,
-            total: total.bytes,
-        });
-        if last_save.elapsed() >= SAVE_METER_EVERY {
-            last_save = now;
-            let s = Arc::clone(&shared);
-            let _ = tokio::task::spawn_blocking(move || save_meter(&s)).await;
         }
     }
 }

@@ -11,12 +11,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tuber_proto::signal::{ClientToHub, ErrorCode, HubToClient, Provider, TransferReport};
 use tuber_proto::{PeerId, PieceHash};
 
+mod connect;
+
 use super::duties::{self, Duty};
-use super::link::{self, LinkHandle};
+use super::link::LinkHandle;
 use super::shared::{lock, SwarmCmd, SwarmShared};
 use super::types::{EngineEvent, SwarmPhase};
 use crate::swarm_client::{SwarmClient, SwarmState};
-use crate::transport::{self, Link, Signal, TransportError};
+use crate::transport::{Link, Signal, TransportError};
 
 /// Longest a connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -192,7 +194,7 @@ impl SwarmActor {
         self.shared.set_phase(phase);
         let status = {
             let meter = lock(&self.shared.engine.meter);
-            super::swarm_status(&self.shared, &meter, Instant::now())
+            super::support::swarm_status(&self.shared, &meter, Instant::now())
         };
         self.shared.engine.emit(EngineEvent::Swarm {
             url: self.shared.url.clone(),
@@ -376,207 +378,6 @@ impl SwarmActor {
                 }
             }
             SwarmCmd::Link { peer, reply } => self.on_link_wanted(peer, reply),
-        }
-    }
-
-    fn on_link_wanted(&mut self, peer: PeerId, reply: oneshot::Sender<Option<LinkHandle>>) {
-        if let Some(l) = self.links.get(&peer) {
-            if !l.is_closed() {
-                let _ = reply.send(Some(l.clone()));
-                return;
-            }
-            if l.was_unresponsive() {
-                // Gone or stuck: do not redial it at once.
-                self.unreachable.insert(peer, Instant::now());
-            }
-            self.links.remove(&peer);
-        }
-        if let Some(c) = self.connecting.iter_mut().find(|((p, _), _)| *p == peer) {
-            c.1.waiters.push(reply);
-            return;
-        }
-        let unreachable = self
-            .unreachable
-            .get(&peer)
-            .is_some_and(|t| t.elapsed() < UNREACHABLE_FOR);
-        let descriptor = lock(&self.shared.view).descriptor.clone();
-        let Some(descriptor) = descriptor else {
-            let _ = reply.send(None);
-            return;
-        };
-        if unreachable || self.links.len() + self.connecting.len() >= MAX_LINKS {
-            let _ = reply.send(None);
-            return;
-        }
-        let conn = self.next_conn;
-        self.next_conn = self.next_conn.wrapping_add(2);
-        let (sig_tx, sig_rx) = mpsc::channel(64);
-        self.connecting.insert(
-            (peer, conn),
-            Connecting {
-                signals: sig_tx,
-                waiters: vec![reply],
-            },
-        );
-        let out = self.signal_sender(peer, conn, true);
-        let mut cfg = self.shared.engine.rtc.clone();
-        cfg.ice_servers = descriptor.ice_servers.clone();
-        let events = self.conn_tx.clone();
-        let cancel = self.shared.cancel.clone();
-        tokio::spawn(async move {
-            let r = tokio::select! {
-                r = transport::connect_offer(&cfg, out, sig_rx, CONNECT_TIMEOUT) => r,
-                () = cancel.cancelled() => return,
-            };
-            let ev = match r {
-                Ok(link) => ConnEvent::Connected { peer, conn, link },
-                Err(error) => ConnEvent::Failed { peer, conn, error },
-            };
-            let _ = events.send(ev).await;
-        });
-    }
-
-    fn on_offer(&mut self, from: PeerId, conn: u32, sdp: String) {
-        if self.shared.is_liar(&from)
-            || self.links.len() + self.connecting.len() >= MAX_LINKS
-            || self.connecting.contains_key(&(from, conn))
-        {
-            return;
-        }
-        let Some(descriptor) = lock(&self.shared.view).descriptor.clone() else {
-            return;
-        };
-        let (sig_tx, sig_rx) = mpsc::channel(64);
-        self.connecting.insert(
-            (from, conn),
-            Connecting {
-                signals: sig_tx,
-                waiters: Vec::new(),
-            },
-        );
-        let out = self.signal_sender(from, conn, false);
-        let mut cfg = self.shared.engine.rtc.clone();
-        cfg.ice_servers = descriptor.ice_servers.clone();
-        let events = self.conn_tx.clone();
-        let cancel = self.shared.cancel.clone();
-        tokio::spawn(async move {
-            let r = tokio::select! {
-                r = transport::connect_answer(&cfg, sdp, out, sig_rx, CONNECT_TIMEOUT) => r,
-                () = cancel.cancelled() => return,
-            };
-            let ev = match r {
-                Ok(link) => ConnEvent::Connected {
-                    peer: from,
-                    conn,
-                    link,
-                },
-                Err(error) => ConnEvent::Failed {
-                    peer: from,
-                    conn,
-                    error,
-                },
-            };
-            let _ = events.send(ev).await;
-        });
-    }
-
-    /// A channel whose signals go to `peer` over signaling, as ours
-    /// (`offer` when `offering`) for connection `conn`.
-    fn signal_sender(&self, peer: PeerId, conn: u32, offering: bool) -> mpsc::Sender<Signal> {
-        let (tx, mut rx) = mpsc::channel::<Signal>(64);
-        let shared = Arc::clone(&self.shared);
-        let sender = self.client_sender();
-        tokio::spawn(async move {
-            while let Some(sig) = rx.recv().await {
-                let msg = match sig {
-                    Signal::Description(sdp) if offering => ClientToHub::Offer {
-                        to: peer,
-                        conn,
-                        sdp,
-                    },
-                    Signal::Description(sdp) => ClientToHub::Answer {
-                        to: peer,
-                        conn,
-                        sdp,
-                    },
-                    Signal::Candidate(candidate) => ClientToHub::Candidate {
-                        to: peer,
-                        conn,
-                        candidate,
-                    },
-                };
-                if sender.send(msg).await.is_err() || shared.cancel.is_cancelled() {
-                    break;
-                }
-            }
-        });
-        tx
-    }
-
-    fn client_sender(&self) -> mpsc::Sender<ClientToHub> {
-        self.outbound_relay.clone()
-    }
-
-    /// The hub could not relay to a peer (it left the swarm): give up the
-    /// connection attempts to it now instead of at their timeout. The error
-    /// names the peer only in its text (protocol §5.6), so look for its id.
-    fn fail_unknown_peer(&mut self, message: &str) {
-        let gone: Vec<(PeerId, u32)> = self
-            .connecting
-            .keys()
-            .filter(|(p, _)| message.contains(&p.to_hex()))
-            .copied()
-            .collect();
-        for (peer, conn) in gone {
-            tracing::debug!(%peer, "peer left the swarm; connection abandoned");
-            self.unreachable.insert(peer, Instant::now());
-            if let Some(c) = self.connecting.remove(&(peer, conn)) {
-                for w in c.waiters {
-                    let _ = w.send(None);
-                }
-            }
-        }
-    }
-
-    fn on_conn(&mut self, ev: ConnEvent) {
-        match ev {
-            ConnEvent::Connected { peer, conn, link } => {
-                let waiters = self
-                    .connecting
-                    .remove(&(peer, conn))
-                    .map(|c| c.waiters)
-                    .unwrap_or_default();
-                let handle = link::spawn(
-                    link,
-                    peer,
-                    Arc::clone(&self.shared),
-                    self.shared.cancel.child_token(),
-                );
-                // With two links to one peer (both offered at once), the
-                // newer serves its requests and the map keeps one for ours.
-                self.links.entry(peer).or_insert_with(|| handle.clone());
-                self.unreachable.remove(&peer);
-                for w in waiters {
-                    let _ = w.send(Some(handle.clone()));
-                }
-                self.update_peers();
-                self.shared.engine.emit(EngineEvent::Peer {
-                    swarm: self.shared.url.clone(),
-                    peer: peer.to_string(),
-                    connected: true,
-                });
-            }
-            ConnEvent::Failed { peer, conn, error } => {
-                tracing::debug!(%peer, %error, "connection failed");
-                if let Some(c) = self.connecting.remove(&(peer, conn)) {
-                    if !c.waiters.is_empty() {
-                        self.unreachable.insert(peer, Instant::now());
-                    }
-                    for w in c.waiters {
-                        let _ = w.send(None);
-                    }
-                }
-            }
         }
     }
 }
