@@ -9,7 +9,8 @@
 //!    through DNS rebinding or a cross-site request (403).
 //! 2. Then the token: `Authorization: Bearer TOKEN`, or `?token=TOKEN` on
 //!    `GET /api/events` only (an `EventSource` cannot set headers), compared
-//!    in constant time (401). `GET /` alone needs no token.
+//!    in constant time (401). The dashboard's static files (`/`, `/NAME`,
+//!    `/ui/NAME`, see [`super::ui`]) need no token.
 //!
 //! | Method | Path | Body | Answer |
 //! |---|---|---|---|
@@ -24,6 +25,7 @@
 //! | GET | `/api/cached` | | `[CachedResource]` |
 //! | POST | `/api/evict` | [`EvictRequest`] | `{"evicted": n}` |
 //! | GET | `/api/events` | | SSE: one event per `EngineEvent`, named by its `type` |
+//! | GET | `/`, `/ui/NAME` | | the dashboard (static, with a strict CSP) |
 //!
 //! Errors are `{"error": "..."}` with a fitting status. Bodies are limited
 //! to 64 KiB.
@@ -33,10 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
@@ -47,6 +50,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::files::ApiToken;
+use super::ui;
 use crate::engine::{
     normalize_url, Engine, EngineError, EngineEvent, Settings, SettingsPatch, Status,
 };
@@ -118,7 +122,6 @@ pub struct EvictRequest {
 /// The API's routes, behind the Host/Origin and token checks.
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/api/status", get(status))
         .route("/api/swarms", get(swarms).post(join).delete(leave))
         .route("/api/pause", post(pause))
@@ -128,7 +131,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/cached", get(cached))
         .route("/api/evict", post(evict))
         .route("/api/events", get(events))
-        .fallback(not_found)
+        .fallback(static_file)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -195,7 +198,7 @@ async fn guard(State(st): State<ApiState>, req: Request, next: Next) -> Response
 fn check(st: &ApiState, req: &Request) -> Result<(), ApiError> {
     check_host(st, req.headers(), req.uri())?;
     check_origin(st, req.headers())?;
-    if req.uri().path() == "/" {
+    if ui::lookup(req.uri().path()).is_some() {
         return Ok(());
     }
     let bearer = req
@@ -255,13 +258,13 @@ fn query_token(uri: &Uri) -> Option<&str> {
         .find_map(|pair| pair.strip_prefix("token="))
 }
 
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Tuber peer</title></head>\
-         <body><h1>Tuber peer</h1><p>The dashboard will be served here. Meanwhile use \
-         <code>tuber-peer status</code>, or the JSON API under <code>/api/</code> with the \
-         token from <code>api.token</code> in the data dir.</p></body></html>",
-    )
+/// The dashboard's files; anything else is a 404.
+async fn static_file(method: Method, uri: Uri) -> Response {
+    match ui::lookup(uri.path()) {
+        Some(file) if method == Method::GET || method == Method::HEAD => ui::response(file),
+        Some(_) => method_not_allowed().await.into_response(),
+        None => not_found().await.into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -14,6 +14,7 @@
 //! - [`client`] — the CLI's HTTP client to a running daemon.
 //! - [`files`] — `api.token` and `api.json`.
 //! - [`status`] — the status as a table for people.
+//! - [`ui`] — the dashboard's files (`ui/`), embedded and served at `/`.
 //! - [`units`] — human sizes and rates (`2MB/s`, `512MiB`), both ways.
 
 pub mod api;
@@ -22,6 +23,7 @@ pub mod client;
 pub mod files;
 pub mod run;
 pub mod status;
+pub mod ui;
 pub mod units;
 
 use std::net::SocketAddr;

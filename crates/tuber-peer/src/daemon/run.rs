@@ -45,7 +45,9 @@ pub fn check_loopback(addr: SocketAddr) -> Result<(), DaemonError> {
 }
 
 /// Runs until SIGINT or SIGTERM; then stops the engine and removes
-/// `api.json`. Prints `tuber-peer api on http://…` once the API listens.
+/// `api.json`. Prints `tuber-peer api on http://…` once the API listens,
+/// then `tuber-peer dashboard on http://…/#token=…` (the page keeps the
+/// token from the fragment, which never reaches the server).
 pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     check_loopback(opts.api)?;
     let dir = &opts.data_dir;
@@ -100,6 +102,7 @@ async fn serve(
         }
     }
     let url = format!("http://{bound}");
+    let token_text = token.as_str().to_owned();
     let closing = CancellationToken::new();
     let app = api::router(ApiState::new(engine, token, bound.port(), closing.clone()));
     let shutdown = closing.clone();
@@ -119,6 +122,7 @@ async fn serve(
     )
     .map_err(|e| DaemonError::io(&opts.data_dir, e))?;
     println!("tuber-peer api on {url}");
+    println!("tuber-peer dashboard on {url}/#token={token_text}");
     let _ = std::io::stdout().flush();
     tracing::info!(%url, data = %opts.data_dir.display(), "tuber-peer running");
 
