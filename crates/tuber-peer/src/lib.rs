@@ -34,6 +34,7 @@
 pub mod budget;
 pub mod daemon;
 pub mod engine;
+mod http_body;
 pub mod identity;
 pub mod meter;
 pub mod swarm_client;

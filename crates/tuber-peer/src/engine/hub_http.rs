@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
+
+use crate::http_body::BodyError;
 use tuber_proto::limits::{MAX_MANIFEST_BYTES, MAX_PIECE_SIZE};
 use tuber_proto::{Manifest, ManifestId, PieceHash, SwarmDescriptor};
 
@@ -132,29 +134,15 @@ impl HubHttp {
                 status: resp.status().as_u16(),
             });
         }
-        let too_large = || HubHttpError::TooLarge {
-            url: url.to_string(),
-            limit,
-        };
-        let declared = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        let body = Limited::new(resp.into_body(), limit)
-            .collect()
+        crate::http_body::read_limited(resp, limit)
             .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    too_large()
-                } else {
-                    http_err(&e)
-                }
-            })?
-            .to_bytes();
-        Ok(body)
+            .map_err(|e| match e {
+                BodyError::TooLarge => HubHttpError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                },
+                BodyError::Http(why) => http_err(&why),
+            })
     }
 }
 

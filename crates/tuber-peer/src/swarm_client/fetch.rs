@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tuber_proto::descriptor::DescriptorError;
 use tuber_proto::limits::MAX_DESCRIPTOR_BYTES;
 use tuber_proto::SwarmDescriptor;
+
+use crate::http_body::BodyError;
 
 /// Longest the whole descriptor request may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,28 +87,14 @@ impl DescriptorClient {
                 status: resp.status().as_u16(),
             });
         }
-        let too_large = || FetchError::TooLarge {
-            url: shown.to_string(),
-        };
-        let declared = resp
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_DESCRIPTOR_BYTES as u64) {
-            return Err(too_large());
-        }
-        // Limited stops reading at the limit, whatever the headers said.
-        let body = Limited::new(resp.into_body(), MAX_DESCRIPTOR_BYTES)
-            .collect()
+        let body = crate::http_body::read_limited(resp, MAX_DESCRIPTOR_BYTES)
             .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    too_large()
-                } else {
-                    http_err(&e)
-                }
-            })?
-            .to_bytes();
+            .map_err(|e| match e {
+                BodyError::TooLarge => FetchError::TooLarge {
+                    url: shown.to_string(),
+                },
+                BodyError::Http(why) => http_err(&why),
+            })?;
         SwarmDescriptor::decode(&body).map_err(|source| FetchError::Descriptor {
             url: shown.to_string(),
             source,
