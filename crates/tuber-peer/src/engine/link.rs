@@ -282,9 +282,9 @@ impl Driver {
                     // Read in a task: a burst of requests must not stop
                     // the loop from feeding the channel meanwhile.
                     let swarm = Arc::clone(&self.swarm);
-                    let (peer, done) = (self.peer, self.served_tx.clone());
+                    let done = self.served_tx.clone();
                     tokio::spawn(async move {
-                        let answer = swarm.serve(peer, piece, offset, length).await;
+                        let answer = swarm.serve(piece, offset, length).await;
                         let _ = done.send((id, answer)).await;
                     });
                 }

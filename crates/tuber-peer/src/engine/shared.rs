@@ -108,7 +108,7 @@ pub struct SwarmShared {
 
 impl SwarmShared {
     /// Answers a remote's request for `length` bytes of `piece` at `offset`.
-    pub async fn serve(&self, _peer: PeerId, piece: PieceHash, offset: u32, length: u32) -> Serve {
+    pub async fn serve(&self, piece: PieceHash, offset: u32, length: u32) -> Serve {
         let e = &self.engine;
         if e.paused() {
             return Serve::Busy(0);

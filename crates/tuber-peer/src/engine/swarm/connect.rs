@@ -2,18 +2,19 @@
 //! we answer, their signals relayed through the hub, and the outcome of
 //! each attempt.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tuber_proto::signal::ClientToHub;
-use tuber_proto::PeerId;
+use tuber_proto::{PeerId, SwarmDescriptor};
 
 use super::{ConnEvent, Connecting, SwarmActor, CONNECT_TIMEOUT, MAX_LINKS, UNREACHABLE_FOR};
 use crate::engine::link::{self, LinkHandle};
 use crate::engine::shared::lock;
 use crate::engine::types::EngineEvent;
-use crate::transport::{self, Signal};
+use crate::transport::{self, Link, RtcConfig, Signal, TransportError};
 
 impl SwarmActor {
     pub(super) fn on_link_wanted(
@@ -51,30 +52,16 @@ impl SwarmActor {
         }
         let conn = self.next_conn;
         self.next_conn = self.next_conn.wrapping_add(2);
-        let (sig_tx, sig_rx) = mpsc::channel(64);
-        self.connecting.insert(
-            (peer, conn),
-            Connecting {
-                signals: sig_tx,
-                waiters: vec![reply],
+        self.start_connect(
+            peer,
+            conn,
+            &descriptor,
+            true,
+            vec![reply],
+            |cfg, out, inbound| async move {
+                transport::connect_offer(&cfg, out, inbound, CONNECT_TIMEOUT).await
             },
         );
-        let out = self.signal_sender(peer, conn, true);
-        let mut cfg = self.shared.engine.rtc.clone();
-        cfg.ice_servers = descriptor.ice_servers.clone();
-        let events = self.conn_tx.clone();
-        let cancel = self.shared.cancel.clone();
-        tokio::spawn(async move {
-            let r = tokio::select! {
-                r = transport::connect_offer(&cfg, out, sig_rx, CONNECT_TIMEOUT) => r,
-                () = cancel.cancelled() => return,
-            };
-            let ev = match r {
-                Ok(link) => ConnEvent::Connected { peer, conn, link },
-                Err(error) => ConnEvent::Failed { peer, conn, error },
-            };
-            let _ = events.send(ev).await;
-        });
     }
 
     pub(super) fn on_offer(&mut self, from: PeerId, conn: u32, sdp: String) {
@@ -87,35 +74,55 @@ impl SwarmActor {
         let Some(descriptor) = lock(&self.shared.view).descriptor.clone() else {
             return;
         };
-        let (sig_tx, sig_rx) = mpsc::channel(64);
-        self.connecting.insert(
-            (from, conn),
-            Connecting {
-                signals: sig_tx,
-                waiters: Vec::new(),
+        self.start_connect(
+            from,
+            conn,
+            &descriptor,
+            false,
+            Vec::new(),
+            |cfg, out, inbound| async move {
+                transport::connect_answer(&cfg, sdp, out, inbound, CONNECT_TIMEOUT).await
             },
         );
-        let out = self.signal_sender(from, conn, false);
+    }
+
+    /// Registers connection `(peer, conn)` (its signals from the hub are
+    /// routed to it from now on) and runs `handshake`, the offering or the
+    /// answering side, in a task that reports the outcome to the actor.
+    fn start_connect<F, Fut>(
+        &mut self,
+        peer: PeerId,
+        conn: u32,
+        descriptor: &SwarmDescriptor,
+        offering: bool,
+        waiters: Vec<oneshot::Sender<Option<LinkHandle>>>,
+        handshake: F,
+    ) where
+        F: FnOnce(RtcConfig, mpsc::Sender<Signal>, mpsc::Receiver<Signal>) -> Fut,
+        Fut: Future<Output = Result<Link, TransportError>> + Send + 'static,
+    {
+        let (sig_tx, sig_rx) = mpsc::channel(64);
+        self.connecting.insert(
+            (peer, conn),
+            Connecting {
+                signals: sig_tx,
+                waiters,
+            },
+        );
+        let out = self.signal_sender(peer, conn, offering);
         let mut cfg = self.shared.engine.rtc.clone();
         cfg.ice_servers = descriptor.ice_servers.clone();
+        let attempt = handshake(cfg, out, sig_rx);
         let events = self.conn_tx.clone();
         let cancel = self.shared.cancel.clone();
         tokio::spawn(async move {
             let r = tokio::select! {
-                r = transport::connect_answer(&cfg, sdp, out, sig_rx, CONNECT_TIMEOUT) => r,
+                r = attempt => r,
                 () = cancel.cancelled() => return,
             };
             let ev = match r {
-                Ok(link) => ConnEvent::Connected {
-                    peer: from,
-                    conn,
-                    link,
-                },
-                Err(error) => ConnEvent::Failed {
-                    peer: from,
-                    conn,
-                    error,
-                },
+                Ok(link) => ConnEvent::Connected { peer, conn, link },
+                Err(error) => ConnEvent::Failed { peer, conn, error },
             };
             let _ = events.send(ev).await;
         });
@@ -126,7 +133,7 @@ impl SwarmActor {
     fn signal_sender(&self, peer: PeerId, conn: u32, offering: bool) -> mpsc::Sender<Signal> {
         let (tx, mut rx) = mpsc::channel::<Signal>(64);
         let shared = Arc::clone(&self.shared);
-        let sender = self.client_sender();
+        let sender = self.outbound_relay.clone();
         tokio::spawn(async move {
             while let Some(sig) = rx.recv().await {
                 let msg = match sig {
@@ -152,10 +159,6 @@ impl SwarmActor {
             }
         });
         tx
-    }
-
-    fn client_sender(&self) -> mpsc::Sender<ClientToHub> {
-        self.outbound_relay.clone()
     }
 
     /// The hub could not relay to a peer (it left the swarm): give up the
