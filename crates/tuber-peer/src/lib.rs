@@ -23,6 +23,8 @@
 //! - [`daemon`] — the headless `tuber-peer` binary's parts: command line,
 //!   the local HTTP API (loopback, token, Host/Origin checks, SSE) and its
 //!   client.
+//! - [`desktop`] — what the desktop app decides (tray state, deep links,
+//!   notifications, its preferences), testable without a display.
 //! - [`wire_session`] — one DataChannel's peer wire (protocol §6) as a pure
 //!   state machine: hello and the frame limit, requests both ways,
 //!   round-robin answers, assembly, verification, timeouts.
@@ -33,6 +35,7 @@
 
 pub mod budget;
 pub mod daemon;
+pub mod desktop;
 pub mod engine;
 mod http_body;
 pub mod identity;

@@ -121,6 +121,12 @@ pub struct EvictRequest {
 
 /// The API's routes, behind the Host/Origin and token checks.
 pub fn router(state: ApiState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes plus `extra` (the desktop app's own, under
+/// `/api/desktop/`), all behind the same checks and body limit.
+pub fn router_with(state: ApiState, extra: Router) -> Router {
     Router::new()
         .route("/api/status", get(status))
         .route("/api/swarms", get(swarms).post(join).delete(leave))
@@ -131,11 +137,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/cached", get(cached))
         .route("/api/evict", post(evict))
         .route("/api/events", get(events))
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(static_file)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, guard))
 }
 
 /// An error answer: `{"error": "..."}`.

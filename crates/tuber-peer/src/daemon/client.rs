@@ -85,6 +85,11 @@ impl DaemonClient {
         &self.base
     }
 
+    /// The API token (for the event stream's `?token=`).
+    pub fn token(&self) -> &ApiToken {
+        &self.token
+    }
+
     /// `GET path`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, DaemonError> {
         self.call(Method::GET, path, None::<&()>).await

@@ -2,7 +2,7 @@
 //! build time so a release depends on nothing beside the binary.
 //!
 //! Every file is listed here by hand with its MIME type; a test fails when
-//! a file in `ui/` (other than the npm bookkeeping and `node_modules/`) is
+//! a file in `ui/` (which holds only served files; its npm tooling is in `web/`) is
 //! missing from [`FILES`]. Each is served at `/ui/NAME` and at `/NAME`
 //! (so `index.html`'s relative links work both here and in the desktop
 //! window), `index.html` also at `/`. No token is needed for them; the
@@ -41,6 +41,10 @@ pub const FILES: &[UiFile] = &[
     ui_file!("index.html", "text/html; charset=utf-8"),
     ui_file!("app.js", "text/javascript; charset=utf-8"),
     ui_file!("api.js", "text/javascript; charset=utf-8"),
+    ui_file!("api-http.js", "text/javascript; charset=utf-8"),
+    ui_file!("api-tauri.js", "text/javascript; charset=utf-8"),
+    ui_file!("api-error.js", "text/javascript; charset=utf-8"),
+    ui_file!("desktop.js", "text/javascript; charset=utf-8"),
     ui_file!("format.js", "text/javascript; charset=utf-8"),
     ui_file!("style.css", "text/css; charset=utf-8"),
     ui_file!("favicon.svg", "image/svg+xml"),
@@ -76,14 +80,6 @@ mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    /// Files in `ui/` that are not served.
-    const NOT_SERVED: &[&str] = &[
-        "package.json",
-        "package-lock.json",
-        ".gitignore",
-        "README.md",
-    ];
-
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).expect("read ui/") {
             let path: PathBuf = entry.expect("entry").path();
@@ -92,11 +88,12 @@ mod tests {
                 .expect("inside ui/")
                 .to_string_lossy()
                 .replace('\\', "/");
+            // Everything in ui/ counts: the desktop app embeds the whole
+            // folder, so the daemon must serve the same set (npm tooling
+            // lives in web/).
             if path.is_dir() {
-                if rel != "node_modules" {
-                    walk(root, &path, out);
-                }
-            } else if !NOT_SERVED.contains(&rel.as_str()) {
+                walk(root, &path, out);
+            } else {
                 out.push(rel);
             }
         }

@@ -35,6 +35,15 @@ use tuber_proto::signal::Capacity;
 
 pub use fetch::FetchSummary;
 pub use hub_http::{HubHttp, HubHttpError};
+pub(crate) use persist::{load as persist_load, save as persist_save};
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+pub(crate) fn persist_write_atomically(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    persist::write_bytes(path, bytes)
+}
 use persist::{Paths, SavedSwarms};
 use shared::{lock, Shared, SwarmShared, SwarmView};
 pub use support::normalize_url;
@@ -65,6 +74,10 @@ pub struct EngineConfig {
     pub agent: String,
     /// Settings to use when none are saved yet.
     pub initial_settings: Settings,
+    /// The piece store's page cache; None = the store's default (64 MiB).
+    /// The desktop app asks for less: it must idle small in the tray, and
+    /// the OS caches the store's file anyway.
+    pub store_cache_bytes: Option<u64>,
     /// Test-only "liar" switch: serve every piece with a byte flipped.
     /// Ignored unless built with the `test-hooks` feature.
     pub corrupt_uploads: bool,
@@ -78,6 +91,7 @@ impl EngineConfig {
             rtc: RtcConfig::default(),
             agent: format!("tuber-peer/{}", env!("CARGO_PKG_VERSION")),
             initial_settings: Settings::default(),
+            store_cache_bytes: None,
             corrupt_uploads: false,
         }
     }
@@ -132,18 +146,23 @@ impl Engine {
         let identity = Arc::new(Identity::load_or_create(&config.data_dir)?);
         let settings: Settings =
             persist::load(&paths.settings).unwrap_or(config.initial_settings.clone());
-        let store =
-            tuber_store::Store::open(&paths.store, tuber_store::Config::new(settings.disk_budget))
-                .await
-                .map_err(|e| match e {
-                    // sled's own lock file says another process has the store.
-                    tuber_store::StoreError::Open { ref source, .. }
-                        if source.to_string().contains("could not acquire lock") =>
-                    {
-                        EngineError::DataDirInUse(config.data_dir.display().to_string())
-                    }
-                    e => EngineError::Store(e),
-                })?;
+        let store = tuber_store::Store::open(&paths.store, {
+            let mut c = tuber_store::Config::new(settings.disk_budget);
+            if let Some(cache) = config.store_cache_bytes {
+                c.cache_bytes = cache;
+            }
+            c
+        })
+        .await
+        .map_err(|e| match e {
+            // sled's own lock file says another process has the store.
+            tuber_store::StoreError::Open { ref source, .. }
+                if source.to_string().contains("could not acquire lock") =>
+            {
+                EngineError::DataDirInUse(config.data_dir.display().to_string())
+            }
+            e => EngineError::Store(e),
+        })?;
         let now = Instant::now();
         let meter = match persist::load::<MeterSnapshot>(&paths.meter) {
             Some(snap) => Meter::restore(&snap, now, SystemTime::now()),

@@ -77,10 +77,17 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
 /// Writes `value` to `path` atomically (temp file, fsync, rename).
 pub fn save<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
+    write_bytes(path, &bytes)
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
