@@ -1,27 +1,19 @@
 // @ts-check
 /**
- * All data access of the dashboard, in one place, so the desktop app can
- * swap this module for Tauri commands and events. Here: the headless
- * daemon's local API (JSON over HTTP) and its server-sent events.
+ * The dashboard's data access in a browser: the headless daemon's local API
+ * (JSON over HTTP) and its server-sent events. ./api-tauri.js is the same
+ * for the desktop window; ./api.js picks one.
  *
  * The token comes from the page address `#token=…` (what `tuber-peer run`
  * prints); it is kept in sessionStorage and removed from the address bar.
  */
 
-const KEY = 'tuber.api.token';
+import { ApiError } from './api-error.js';
 
-/** An answer the daemon refused, or no answer at all. */
-export class ApiError extends Error {
-  /**
-   * @param {string} message what went wrong and what to do
-   * @param {number} status HTTP status, 0 when the daemon did not answer
-   */
-  constructor(message, status) {
-    super(message);
-    this.name = 'ApiError';
-    this.status = status;
-  }
-}
+/** @typedef {import('./api.js').Settings} Settings */
+/** @typedef {import('./api.js').UpDown} UpDown */
+
+const KEY = 'tuber.api.token';
 
 /** @returns {string | null} the token, taken from the fragment once. */
 function takeToken() {
@@ -76,9 +68,6 @@ async function call(method, path, body) {
   }
   return json;
 }
-
-/** @typedef {{up: number, down: number}} UpDown */
-/** @typedef {{upload_bps: number, download_bps: number, disk_budget: number, paused: boolean}} Settings */
 
 export const status = () => call('GET', '/api/status');
 export const swarms = () => call('GET', '/api/swarms');

@@ -6,6 +6,7 @@
 import uPlot from './vendor/uPlot.esm.js';
 import * as api from './api.js';
 import { bytes, rate, cap, parseSize } from './format.js';
+import { initDesktop } from './desktop.js';
 
 /** Seconds shown by the live graph. */
 const LIVE_SECONDS = 120;
@@ -304,6 +305,7 @@ $('join-form').addEventListener('submit', (/** @type {SubmitEvent} */ e) => {
     }
     $('join-url').value = '';
     $('join-invite').value = '';
+    $('join-note').hidden = true;
     $('alert').hidden = true;
     await refreshStatus();
   });
@@ -386,4 +388,5 @@ if (!api.hasToken()) {
   api.subscribe(onEvent, onConnection);
   refreshStatus();
 }
+initDesktop({ showView, attempt });
 document.body.dataset.ready = 'true';
