@@ -2,7 +2,7 @@
 # Everything here is idempotent: a second run installs nothing and is quick.
 
 # The oldest Rust that builds the workspace (keep in step with Cargo.toml).
-TUBER_MIN_RUST="1.88"
+TUBER_MIN_RUST="1.90"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -65,4 +65,20 @@ ensure_browser_deps() {
     log "installing the browser client's npm packages (typescript)"
     (cd web && npm ci --no-audit --no-fund)
   fi
+}
+
+# The desktop app (src-tauri): WebKitGTK and the libraries Tauri links, for
+# building it and for `cargo clippy/test --workspace`.
+ensure_desktop_build_deps() {
+  ensure_apt libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
+}
+
+# Running the desktop app under test: a virtual display, a private D-Bus
+# session with a tray host (StatusNotifierWatcher), WebKitWebDriver to drive
+# the window, gdbus to read the tray, xdotool and ImageMagick for
+# screenshots of the whole screen.
+ensure_desktop_test_deps() {
+  ensure_desktop_build_deps
+  ensure_apt xvfb xauth dbus webkit2gtk-driver haskell-status-notifier-item-utils \
+    libglib2.0-bin xdotool imagemagick procps
 }

@@ -7,10 +7,10 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, appendFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { repo, artifacts, HUB_BIN, PEER_BIN, PEER_PROCESS_BIN } from './paths.mjs';
+import { repo, artifacts, HUB_BIN, PEER_BIN, PEER_PROCESS_BIN, DESKTOP_BIN } from './paths.mjs';
 import { startUpstream, deterministicBytes, sha256Hex } from './upstream.mjs';
 
-export { repo, artifacts, HUB_BIN, PEER_BIN, PEER_PROCESS_BIN };
+export { repo, artifacts, HUB_BIN, PEER_BIN, PEER_PROCESS_BIN, DESKTOP_BIN };
 export { startUpstream, deterministicBytes, sha256Hex } from './upstream.mjs';
 
 /** Every timeout in one place, in milliseconds. */
@@ -161,8 +161,16 @@ export async function startDemoHub() {
   const p = await spawnUntil('tuber-hub demo', HUB_BIN,
     ['demo', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--data', data],
     { ready: /listening on (http:\/\/\S+)/, timeoutMs: HUB_START_MS });
+  const url = p.match[1];
+  await waitFor('the demo hub to write its admin token', () => existsSync(join(data, 'admin.token')), HUB_START_MS);
   const stop = async () => { await p.stop(); removeDir(data); };
-  return { url: p.match[1], stop, stderr: () => p.log.toString() };
+  /** A new invite token (the admin API `tuber-hub invite create` uses). */
+  const invite = async (name) => (await httpJson(url + '/.tuber/admin/invites', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${readFileSync(join(data, 'admin.token'), 'utf8').trim()}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  })).token;
+  return { url, stop, invite, log: p.log, stderr: () => p.log.toString() };
 }
 
 /** The planner settings every test hub starts from. */

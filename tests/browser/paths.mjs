@@ -10,3 +10,4 @@ const bin = (name, env) => process.env[env] ?? join(repo, 'target', 'debug', nam
 export const HUB_BIN = bin('tuber-hub', 'TUBER_HUB_BIN');
 export const PEER_BIN = bin('tuber-peer', 'TUBER_PEER_BIN');
 export const PEER_PROCESS_BIN = bin('peer-process', 'TUBER_PEER_PROCESS_BIN');
+export const DESKTOP_BIN = bin('tuber-desktop', 'TUBER_DESKTOP_BIN');
