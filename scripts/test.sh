@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 ensure_build_deps
 ensure_browser_deps
+ensure_desktop_test_deps
 
 log "rustfmt"
 cargo fmt --all -- --check
@@ -24,7 +25,7 @@ timeout -k 30 1800 cargo test --workspace --all-features --locked \
 log "browser client: type check (tsc --checkJs) and unit tests"
 (cd web && npm run --silent check && npm test)
 
-log "browser end-to-end tests (headless Chromium)"
+log "browser and desktop end-to-end tests (headless Chromium; the desktop app under Xvfb)"
 # The hub binary exactly as the test step built it (dev-dependency
 # features included), so nothing recompiles; a no-op after that step.
 cargo test --locked --workspace --all-features --no-run --quiet
@@ -39,5 +40,9 @@ log "benchmark smoke run"
 # Same package set and features as the test build, so nothing recompiles.
 TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked --workspace --all-features --bench store_throughput
 TUBER_BENCH_QUICK=1 cargo bench --profile dev --locked --workspace --all-features --bench peer_throughput
+
+log "packaging: build, install, run, remove the .deb packages"
+tests/packaging/test.sh
+tests/packaging/desktop.sh
 
 log "all checks passed"
