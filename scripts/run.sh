@@ -2,35 +2,47 @@
 # Runs Tuber. Installs what it needs; safe to re-run.
 #
 #   ./scripts/run.sh                       the demo swarm: the hub in front of its
-#                                          built-in demo site, and a headless peer
-#                                          (tuber-peer) joined to it
-#   ./scripts/run.sh --upstream URL        the hub in front of your site at URL,
-#                                          with the same headless peer
-#   ./scripts/run.sh --swarm URL           only the headless peer, joined to the
+#                                          built-in demo site, and the desktop app
+#                                          (tray + dashboard) joined to it as a
+#                                          trusted peer; without a display (no
+#                                          DISPLAY or WAYLAND_DISPLAY) or with
+#                                          --headless, the headless tuber-peer and
+#                                          the address of its dashboard instead
+#   ./scripts/run.sh --upstream URL        the hub in front of your site at URL
+#   ./scripts/run.sh --swarm URL           no hub: only the peer, joined to the
 #                                          swarm at URL (a site that runs a hub)
 #   (any other flags pass through to tuber-hub, e.g. --listen 0.0.0.0:8080)
 #
-# The peer keeps its key, store and settings in .tuber-run/peer (and the hub
-# its database in .tuber-run/hub), so a second run continues the first.
+# The peer keeps its key, store and settings in .tuber-run/desktop (headless:
+# .tuber-run/peer), the hub its database in .tuber-run/hub, so a second run
+# continues the first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 ensure_build_deps
 
-log "building tuber-hub and tuber-peer"
-cargo build --locked -p tuber-hub --bin tuber-hub -p tuber-peer --bin tuber-peer
-
 cmd=demo
 swarm=
 args=()
+desktop=no
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then desktop=yes; fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --upstream) cmd=serve; args+=("$1" "$2"); shift 2 ;;
     --swarm) swarm="$2"; shift 2 ;;
+    --headless) desktop=no; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
+
+log "building tuber-hub and tuber-peer"
+cargo build --locked -p tuber-hub --bin tuber-hub -p tuber-peer --bin tuber-peer
+if [ "$desktop" = yes ]; then
+  ensure_desktop_build_deps
+  log "building the desktop app (the first build takes several minutes)"
+  cargo build --locked -p tuber-desktop --bins
+fi
 listen=127.0.0.1:8080
 for ((i = 0; i < ${#args[@]}; i++)); do
   [ "${args[$i]}" != --listen ] || listen="${args[$((i + 1))]}"
@@ -71,9 +83,20 @@ else
   join=(--join "$swarm")
 fi
 
-log "starting: tuber-peer run --join $swarm"
-target/debug/tuber-peer --data .tuber-run/peer run "${join[@]}" --api 127.0.0.1:7447 &
-peer_pid=$!
-echo "Peer status: target/debug/tuber-peer --data .tuber-run/peer status"
-echo "Stop with Ctrl-C."
+if [ "$desktop" = yes ]; then
+  log "starting the desktop app joined to $swarm (tray icon + dashboard window)"
+  # A tray needs a StatusNotifier host (KDE, most desktops; GNOME with the
+  # AppIndicator extension); the window opens either way.
+  target/debug/tuber-desktop --data .tuber-run/desktop --config .tuber-run/desktop-config \
+    "${join[@]}" &
+  peer_pid=$!
+  echo "Quit from the tray icon's menu, or with Ctrl-C here."
+else
+  log "starting: tuber-peer run --join $swarm (no display: the headless peer)"
+  target/debug/tuber-peer --data .tuber-run/peer run "${join[@]}" --api 127.0.0.1:7447 &
+  peer_pid=$!
+  echo "Open the dashboard address printed above in a browser on this machine."
+  echo "Peer status: target/debug/tuber-peer --data .tuber-run/peer status"
+  echo "Stop with Ctrl-C."
+fi
 wait "$peer_pid"
