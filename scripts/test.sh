@@ -16,9 +16,11 @@ log "clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 log "tests"
-# Every test bounds its own waits; this bounds the whole step, so a hang
-# (a deadlock in a dependency, say) fails in minutes with a clear message
-# instead of using up CI's time.
+# Build first (a cold build of the desktop app's tree takes a while), then
+# run: every test bounds its own waits; this bounds the whole run, so a hang
+# (a deadlock in a dependency, say) fails with a clear message instead of
+# using up CI's time.
+cargo test --workspace --all-features --locked --no-run
 timeout -k 30 1800 cargo test --workspace --all-features --locked \
   || { rc=$?; [ "$rc" -ne 124 ] || echo "error: the Rust tests took over 30 minutes: something hangs" >&2; exit "$rc"; }
 
@@ -37,7 +39,9 @@ cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 # A benchmark is a command that prints figures, not a timed test; this only
 # proves it still runs. Real figures: cargo bench -p tuber-store.
 log "benchmark smoke run"
-# Same package set and features as the test build, so nothing recompiles.
+# A bench builds only its own package's dependencies, with the features that
+# package set unifies to: some crates shared with the desktop app's tree
+# recompile here (about a minute or two, measured).
 TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked --workspace --all-features --bench store_throughput
 TUBER_BENCH_QUICK=1 cargo bench --profile dev --locked --workspace --all-features --bench peer_throughput
 
