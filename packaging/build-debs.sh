@@ -246,9 +246,13 @@ EOF
 build_desktop() {
   local debug=() bundle
   ensure_desktop_build_deps
+  # No lockfile: the CLI's platform binaries are optional dependencies, and
+  # `npm ci` refuses a lockfile that lacks the ones a registry mirror does
+  # not carry. package.json pins the exact version (and the CLI pins its
+  # binaries' versions).
   if [ ! -x packaging/desktop/node_modules/.bin/tauri ] ||
-    [ packaging/desktop/package-lock.json -nt packaging/desktop/node_modules/.package-lock.json ]; then
-    (cd packaging/desktop && npm ci --no-audit --no-fund)
+    [ packaging/desktop/package.json -nt packaging/desktop/node_modules/.bin/tauri ]; then
+    (cd packaging/desktop && npm install --no-package-lock --no-audit --no-fund)
   fi
   [ "$profile" = dev ] && debug=(--debug)
   (cd src-tauri && ../packaging/desktop/node_modules/.bin/tauri build "${debug[@]}" --bundles deb --ci)
