@@ -122,6 +122,31 @@ function onRates(ev) {
   $('total-down').textContent = bytes(ev.total.down);
 }
 
+let backfilled = false;
+/**
+ * Seeds the live graph with the seconds the engine remembers, once, so a
+ * window opened now shows the last two minutes instead of starting empty.
+ */
+async function backfillLive() {
+  if (backfilled) return;
+  backfilled = true;
+  const h = await attempt(api.historyData);
+  if (!h) return;
+  const [xs, ups, downs] = live;
+  const first = xs.length ? xs[0] : Infinity;
+  const n = h.seconds.length;
+  /** @type {[number[], number[], number[]]} */
+  const seed = [[], [], []];
+  for (let i = Math.max(0, n - LIVE_SECONDS); i < n; i += 1) {
+    const at = h.newest_second - (n - 1 - i);
+    if (at >= first) break;
+    seed[0].push(at); seed[1].push(h.seconds[i].up); seed[2].push(h.seconds[i].down);
+  }
+  xs.unshift(...seed[0]); ups.unshift(...seed[1]); downs.unshift(...seed[2]);
+  while (xs.length > LIVE_SECONDS) { xs.shift(); ups.shift(); downs.shift(); }
+  if (range === 'live') plot.setData(live);
+}
+
 /** @param {string} r */
 async function setRange(r) {
   range = r;
@@ -378,7 +403,7 @@ function onConnection(open) {
   const c = $('conn');
   c.className = `conn ${open ? 'live' : 'down'}`;
   c.textContent = open ? 'Live' : 'Disconnected — reconnecting…';
-  if (open) { refreshStatus(); if (view === 'cache') refreshCache(); }
+  if (open) { refreshStatus(); backfillLive(); if (view === 'cache') refreshCache(); }
 }
 
 if (!api.hasToken()) {
