@@ -21,10 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 ensure_apt dpkg-dev desktop-file-utils dbus jq
-ok() { printf 'ok %s\n' "$*"; }
-fail() { printf 'FAIL %s\n' "$*" >&2; exit 1; }
-apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 "$@"; }
-installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qvx not-installed; }
+# shellcheck source=tests/packaging/lib.sh
+. tests/packaging/lib.sh
 started=$SECONDS
 
 PKG=tuber

@@ -48,10 +48,8 @@ fi
 ensure_apt dpkg-dev binutils adduser systemd init-system-helpers jq
 
 started=$SECONDS
-ok() { printf 'ok %s\n' "$*"; }
-fail() { printf 'FAIL %s\n' "$*" >&2; exit 1; }
-apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=120 "$@"; }
-installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qvx not-installed; }
+# shellcheck source=tests/packaging/lib.sh
+. tests/packaging/lib.sh
 
 PKGS=(tuber-hub tuber-peer)
 STATE_DIRS=(/var/lib/tuber-hub /var/lib/tuber-peer)

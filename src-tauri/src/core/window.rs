@@ -92,11 +92,6 @@ impl WindowControl {
         });
     }
 
-    /// Whether a window process runs.
-    pub async fn is_open(&self) -> bool {
-        self.running.lock().await.is_some()
-    }
-
     /// Asks a running window to exit (at quit).
     pub async fn close(&self) {
         if let Some(mut r) = self.running.lock().await.take() {

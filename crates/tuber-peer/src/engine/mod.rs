@@ -35,15 +35,9 @@ use tuber_proto::signal::Capacity;
 
 pub use fetch::FetchSummary;
 pub use hub_http::{HubHttp, HubHttpError};
-pub(crate) use persist::{load as persist_load, save as persist_save};
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-pub(crate) fn persist_write_atomically(
-    path: &std::path::Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    persist::write_bytes(path, bytes)
-}
+pub(crate) use persist::{
+    load as persist_load, save as persist_save, write_bytes as persist_write_atomically,
+};
 use persist::{Paths, SavedSwarms};
 use shared::{lock, Shared, SwarmShared, SwarmView};
 pub use support::normalize_url;
