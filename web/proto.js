@@ -14,6 +14,7 @@ export {
   SignalError, decodeSignal, encodeSignal, decodeHubToClient, decodeClientToHub, encodeClientToHub,
   encodeHubToClient, helloSigningPayload,
 } from './proto/signal.js';
+export { originOf, sameOrigin } from './proto/origin.js';
 export {
   KIND, WIRE_CODE, WireError, decodeFrame, encodeFrame, dataHeader, negotiatedMaxFrame, truncatedUtf8,
 } from './proto/wire.js';

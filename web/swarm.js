@@ -22,6 +22,12 @@ const MAX_INCOMING = 16;
 /** `want`s waiting for their `providers`, at most; and how long each waits. */
 const MAX_PENDING_WANTS = 64;
 const WANT_TIMEOUT_MS = 3000;
+/**
+ * A `want` made before signaling first welcomed this page (the page's
+ * first reads start while it connects) waits for the welcome this long
+ * after `start()`, rather than sending the read to the origin at once.
+ */
+export const FIRST_WELCOME_WAIT_MS = 4000;
 const HAVE_FLUSH_MS = 250;
 const REPORT_EVERY_MS = 5000;
 /** A link unused for this long is closed to make room. */
@@ -77,10 +83,28 @@ export class Swarm {
       log: this.log,
     });
     this.reportTimer = setInterval(() => this.flushReport(), REPORT_EVERY_MS);
+    /** When `start()` ran (0: not yet). */
+    this.startedAt = 0;
+    this.everWelcomed = false;
+    /** Wants made before the first welcome. @type {Array<{hashes: string[], cb: (p: Provider[] | null) => void}>} */
+    this.earlyWants = [];
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.earlyTimer = undefined;
   }
 
   start() {
+    this.startedAt = Date.now();
     this.signaling.start();
+  }
+
+  /** Sends (`up`) or fails the wants made before the first welcome. @param {boolean} up */
+  flushEarlyWants(up) {
+    clearTimeout(this.earlyTimer);
+    this.earlyTimer = undefined;
+    for (const { hashes, cb } of this.earlyWants.splice(0)) {
+      if (up) this.want(hashes, cb);
+      else cb(null);
+    }
   }
 
   stop() {
@@ -88,6 +112,7 @@ export class Swarm {
     clearTimeout(this.haveTimer);
     this.flushReport();
     this.signaling.stop();
+    this.flushEarlyWants(false);
     for (const link of [...this.links.values()]) link.close('page stopping');
   }
 
@@ -114,7 +139,9 @@ export class Swarm {
     // A new session: the hub knows nothing of what we hold.
     for (const key of this.opts.pieces.keys()) this.haveQueue.add(key);
     this.scheduleHave();
+    this.everWelcomed = true;
     this.opts.onWelcome?.(peerId);
+    this.flushEarlyWants(true);
   }
 
   signalingDown() {
@@ -161,6 +188,16 @@ export class Swarm {
    * @param {string[]} hashes @param {(p: Provider[] | null) => void} cb
    */
   want(hashes, cb) {
+    const waitUntil = this.startedAt + FIRST_WELCOME_WAIT_MS;
+    if (!this.online && !this.everWelcomed && this.startedAt > 0 && Date.now() < waitUntil
+      && this.earlyWants.length < MAX_PENDING_WANTS && hashes.length > 0) {
+      // Signaling is still connecting for the first time: ask once it is up.
+      this.earlyWants.push({ hashes, cb });
+      if (this.earlyTimer === undefined) {
+        this.earlyTimer = setTimeout(() => this.flushEarlyWants(false), Math.max(0, waitUntil - Date.now()));
+      }
+      return;
+    }
     if (!this.online || this.wants.size >= MAX_PENDING_WANTS || hashes.length === 0) {
       queueMicrotask(() => cb(null));
       return;

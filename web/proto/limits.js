@@ -1,7 +1,7 @@
 // Protocol limits (docs/protocol.md §7), the same numbers as
 // crates/tuber-proto/src/limits.rs.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const MAX_DESCRIPTOR_BYTES = 16384;
 export const MAX_SWARM_ID_LEN = 64;
 export const MAX_NAME_LEN = 128;

@@ -12,6 +12,7 @@ import {
   MAX_PIECES,
 } from './limits.js';
 import { validateSwarmId } from './descriptor.js';
+import { originOf } from './origin.js';
 
 /** @typedef {'browser' | 'permanent'} Role */
 /**
@@ -25,7 +26,7 @@ import { validateSwarmId } from './descriptor.js';
 /** @typedef {{start: number, end: number}} PieceRange */
 
 /**
- * @typedef {{type: 'hello', version: number, role: Role, proof?: {public_key: string, signature: string},
+ * @typedef {{type: 'hello', version: number, role: Role, proof?: {public_key: string, origin: string, signature: string},
  *     invite?: string, capacity?: {disk_bytes: number, upload_bps: number}, agent: string}
  *   | {type: 'offer' | 'answer', to: string, conn: number, sdp: string}
  *   | {type: 'candidate', to: string, conn: number, candidate: IceCandidate | null}
@@ -122,7 +123,7 @@ function readFields(obj, fields) {
   return out;
 }
 
-const proof = struct([['public_key', asHex32], ['signature', asHex64]]);
+const proof = struct([['public_key', asHex32], ['origin', asString], ['signature', asHex64]]);
 const capacity = struct([['disk_bytes', asU64], ['upload_bps', asU64]]);
 const iceCandidate = struct([['candidate', asString], ['sdp_mid', asString, 'omit'], ['sdp_mline_index', asU16, 'omit']]);
 const transfer = struct([['peer', asHex32], ['up', asU64], ['down', asU64]]);
@@ -191,6 +192,10 @@ function checkCandidate(c) {
 function validate(direction, m) {
   switch (m.type) {
     case 'hello':
+      // The exact serialisation only: anything else signs bytes no hub matches.
+      if (m.proof !== undefined && originOf(m.proof.origin) !== m.proof.origin) {
+        invalid('proof.origin', 'is out of range or malformed');
+      }
       if (m.invite !== undefined) checkLen('invite', m.invite, MAX_INVITE_LEN);
       if (m.capacity !== undefined) {
         checkJsonInt('capacity.disk_bytes', m.capacity.disk_bytes);
@@ -305,7 +310,7 @@ function ordered(v, fields) {
 /** Nested field orders, for encoding. */
 /** @type {Record<string, Array<[string, Reader, Presence?]>>} */
 const NESTED = {
-  proof: [['public_key', asHex32], ['signature', asHex64]],
+  proof: [['public_key', asHex32], ['origin', asString], ['signature', asHex64]],
   capacity: [['disk_bytes', asU64], ['upload_bps', asU64]],
   candidate: [['candidate', asString], ['sdp_mid', asString, 'omit'], ['sdp_mline_index', asU16, 'omit']],
   transfers: [['peer', asHex32], ['up', asU64], ['down', asU64]],
@@ -349,17 +354,19 @@ export const encodeClientToHub = (msg) => encodeSignal('client_to_hub', msg);
 export const encodeHubToClient = (msg) => encodeSignal('hub_to_client', msg);
 
 /**
- * The bytes a permanent peer signs in `hello` (§5.3).
- * @param {string} swarmId @param {string} nonceHex
+ * The bytes a permanent peer signs in `hello` (§5.3): the tag, the origin it
+ * joined, the swarm id and the nonce, separated by zero bytes.
+ * @param {string} origin @param {string} swarmId @param {string} nonceHex
  */
-export function helloSigningPayload(swarmId, nonceHex) {
-  const tag = new TextEncoder().encode('tuber-hello-v1\0');
-  const id = new TextEncoder().encode(swarmId);
-  const nonce = fromHex(nonceHex);
-  const out = new Uint8Array(tag.length + id.length + 1 + nonce.length);
-  out.set(tag, 0);
-  out.set(id, tag.length);
-  out[tag.length + id.length] = 0;
-  out.set(nonce, tag.length + id.length + 1);
+export function helloSigningPayload(origin, swarmId, nonceHex) {
+  const enc = new TextEncoder();
+  const parts = [enc.encode('tuber-hello-v2\0'), enc.encode(origin), new Uint8Array([0]),
+    enc.encode(swarmId), new Uint8Array([0]), fromHex(nonceHex)];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   classify, looksDistributable, extensionOf, MIN_SIZE, globMatch, patternMatches, parseRules, loadRules, DEFAULT_RULES,
-  RULES_URL,
+  RULES_URL, downloadNavigationPath, isDownload,
 } from '../rules.js';
 
 const O = 'http://127.0.0.1:8080';
@@ -142,4 +142,37 @@ test('the rules are read from the hub, else the defaults apply', async () => {
   // The defaults are the hub's: the old built-in behaviour.
   assert.equal(classify(req('/downloads/tuber-demo-32MiB.bin'), O, DEFAULT_RULES), 'ask');
   assert.ok(looksDistributable('application/octet-stream', MIN_SIZE, DEFAULT_RULES));
+});
+
+test('only navigations to distributable-looking paths may become peer-fed downloads', () => {
+  const nav = (path, over = {}) => ({ method: 'GET', mode: 'navigate', url: O + path, ...over });
+  assert.equal(downloadNavigationPath(nav('/files/pkg.zip'), O), '/files/pkg.zip');
+  assert.equal(downloadNavigationPath(nav('/a/b.ISO?v=1'), O), '/a/b.ISO?v=1');
+  // Pages, whatever they look like, and everything not a same-origin GET navigation.
+  for (const path of ['/', '/index.html', '/watch?v=x.zip', '/files/', '/.tuber/client/x.zip', '/.well-known/a.zip']) {
+    assert.equal(downloadNavigationPath(nav(path), O), null, path);
+  }
+  assert.equal(downloadNavigationPath(nav('/files/pkg.zip', { mode: 'cors' }), O), null);
+  assert.equal(downloadNavigationPath(nav('/files/pkg.zip', { method: 'POST' }), O), null);
+  assert.equal(downloadNavigationPath({ ...nav('/x.zip'), url: 'http://other.example/x.zip' }, O), null);
+  const rules = { ...DEFAULT_RULES, include: ['/get/*'], exclude: ['/files/private/*'] };
+  assert.equal(downloadNavigationPath(nav('/get/latest'), O, rules), '/get/latest');
+  assert.equal(downloadNavigationPath(nav('/files/private/a.zip'), O, rules), null);
+});
+
+test('a navigation is a download when it is an attachment or a type no tab shows', () => {
+  for (const ct of ['application/zip', 'application/octet-stream', 'application/x-iso9660-image',
+    'application/vnd.debian.binary-package', 'Application/Gzip; charset=binary']) {
+    assert.ok(isDownload(ct, null), ct);
+  }
+  for (const ct of ['text/html', 'text/plain', 'video/mp4', 'audio/mpeg', 'image/png', 'application/pdf',
+    'application/json', 'application/xhtml+xml', 'image/svg+xml', 'application/ld+json', '', null, 'bogus']) {
+    assert.ok(!isDownload(ct, null), String(ct));
+  }
+  assert.ok(isDownload('video/mp4', 'attachment; filename="clip.mp4"'));
+  assert.ok(isDownload('application/pdf', 'Attachment'));
+  assert.ok(!isDownload('video/mp4', 'inline'));
+  assert.ok(!isDownload('video/mp4', 'attachmentish'));
+  // HTML never, even as an attachment.
+  assert.ok(!isDownload('text/html; charset=utf-8', 'attachment'));
 });

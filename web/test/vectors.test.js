@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   decodeFrame, encodeFrame, WireError, decodeSignal, encodeSignal, SignalError, decodeManifest, encodeManifest,
-  manifestId, ProtoError, decodeDescriptor, encodeDescriptor, helloSigningPayload, toHex, fromHex, PROTOCOL_VERSION,
+  manifestId, ProtoError, decodeDescriptor, encodeDescriptor, helloSigningPayload, originOf, toHex, fromHex, PROTOCOL_VERSION,
 } from '../proto.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../../docs/protocol-vectors.json', import.meta.url), 'utf8'));
@@ -116,14 +116,19 @@ test('descriptor: invalid descriptors fail with the stated class', () => {
   }
 });
 
+test('origins', () => {
+  assert.ok(vectors.origin.length >= 10);
+  for (const v of vectors.origin) assert.equal(originOf(v.url), v.origin, v.url);
+});
+
 test('hello signing payload', () => {
   for (const v of vectors.hello_signing_payload) {
-    assert.equal(toHex(helloSigningPayload(v.swarm_id, v.nonce)), v.hex);
+    assert.equal(toHex(helloSigningPayload(v.origin, v.swarm_id, v.nonce)), v.hex);
   }
 });
 
 test('every vector section is exercised', () => {
   const known = ['about', 'protocol_version', 'wire', 'wire_invalid', 'signal', 'signal_invalid', 'manifest',
-    'manifest_invalid', 'descriptor', 'descriptor_invalid', 'hello_signing_payload'];
+    'manifest_invalid', 'descriptor', 'descriptor_invalid', 'hello_signing_payload', 'origin'];
   for (const k of Object.keys(vectors)) assert.ok(known.includes(k), `unknown vector section ${k}`);
 });

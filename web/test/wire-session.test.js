@@ -44,9 +44,9 @@ test('hello negotiates the frame limit: 64 KiB until the remote hello, then the 
   const r = recorder();
   assert.equal(r.s.limit, 65536);
   r.s.open();
-  assert.deepEqual(r.frames()[0], { type: 'hello', version: 1, max_frame: 262144 });
+  assert.deepEqual(r.frames()[0], { type: 'hello', version: 2, max_frame: 262144 });
   assert.equal(r.s.ready, false);
-  r.s.receive(encodeFrame({ type: 'hello', version: 1, max_frame: 65536 }), 0);
+  r.s.receive(encodeFrame({ type: 'hello', version: 2, max_frame: 65536 }), 0);
   assert.equal(r.s.ready, true);
   assert.equal(r.s.limit, 65536);
   const { a, b } = pair(262144, 262144);
@@ -121,7 +121,7 @@ test('protocol errors: the right code, then close', () => {
   const cases = [
     ['first frame not hello', (r) => r.s.receive(encodeFrame({ type: 'missing', id: 1 }), 0), 5],
     ['text message', (r) => r.s.receive('hello', 0), 1],
-    ['unsupported version', (r) => r.s.receive(encodeFrame({ type: 'hello', version: 2, max_frame: 65536 }), 0), 3],
+    ['unsupported version', (r) => r.s.receive(encodeFrame({ type: 'hello', version: 1, max_frame: 65536 }), 0), 3],
     ['frame over the limit before hello', (r) => r.s.receive(new Uint8Array(65537).fill(2), 0), 2],
     ['malformed', (r) => r.s.receive(new Uint8Array([0x03, 0, 0]), 0), 1],
   ];
@@ -134,14 +134,14 @@ test('protocol errors: the right code, then close', () => {
     assert.ok(r.closed(), name);
   }
   const after = [
-    ['second hello', encodeFrame({ type: 'hello', version: 1, max_frame: 65536 }), 5],
+    ['second hello', encodeFrame({ type: 'hello', version: 2, max_frame: 65536 }), 5],
     ['data for no request', encodeFrame({ type: 'data', id: 7, offset: 0, bytes: new Uint8Array(3) }), 5],
     ['busy for no request', encodeFrame({ type: 'busy', id: 7, retry_after_ms: 0 }), 5],
   ];
   for (const [name, frame, code] of after) {
     const r = recorder();
     r.s.open();
-    r.s.receive(encodeFrame({ type: 'hello', version: 1, max_frame: 65536 }), 0);
+    r.s.receive(encodeFrame({ type: 'hello', version: 2, max_frame: 65536 }), 0);
     r.s.receive(frame, 0);
     const last = r.frames().at(-1);
     assert.deepEqual([last.type, last.code], ['error', code], name);
@@ -160,7 +160,7 @@ test('data out of order closes; an unknown type is answered 4 and the channel st
 
   const u = recorder();
   u.s.open();
-  u.s.receive(encodeFrame({ type: 'hello', version: 1, max_frame: 65536 }), 0);
+  u.s.receive(encodeFrame({ type: 'hello', version: 2, max_frame: 65536 }), 0);
   u.s.receive(new Uint8Array([0x80, 1, 2]), 0);
   const last = u.frames().at(-1);
   assert.deepEqual([last.type, last.code], ['error', 4]);

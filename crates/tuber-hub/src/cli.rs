@@ -77,6 +77,27 @@ struct Common {
     /// Do not run the STUN server.
     #[arg(long)]
     no_stun: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key; re-read
+    /// when the file changes).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from an ACME CA for this domain
+    /// (repeatable; the first is the public host). Needs --http-listen.
+    #[arg(long, value_name = "NAME")]
+    acme_domain: Vec<String>,
+    /// The ACME CA's directory URL (default: Let's Encrypt production).
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+    /// Extra CA certificates (PEM) to trust for the ACME CA's own HTTPS.
+    #[arg(long, value_name = "FILE")]
+    acme_ca_file: Option<PathBuf>,
+    /// Plain-HTTP address for redirects to HTTPS and ACME HTTP-01
+    /// challenges, e.g. 0.0.0.0:80.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
 }
 
 impl Common {
@@ -100,7 +121,48 @@ impl Common {
         if self.no_stun {
             c.stun.enabled = false;
         }
+        self.apply_tls(&mut c);
+        c.check().map_err(|e| HubError::Config(e.to_string()))?;
         Ok(c)
+    }
+
+    /// The TLS flags, over the file's `[tls]`: certificate files replace
+    /// ACME and the other way round.
+    fn apply_tls(&self, c: &mut HubConfig) {
+        let files = self.tls_cert.is_some() || self.tls_key.is_some();
+        let acme = !self.acme_domain.is_empty()
+            || self.acme_directory.is_some()
+            || self.acme_ca_file.is_some();
+        if !files && !acme && self.http_listen.is_none() {
+            return;
+        }
+        let tls = c.tls.get_or_insert_with(Default::default);
+        if files {
+            tls.acme = None;
+            if let Some(f) = &self.tls_cert {
+                tls.cert = Some(f.clone());
+            }
+            if let Some(f) = &self.tls_key {
+                tls.key = Some(f.clone());
+            }
+        }
+        if acme {
+            tls.cert = None;
+            tls.key = None;
+            let a = tls.acme.get_or_insert_with(Default::default);
+            if !self.acme_domain.is_empty() {
+                a.domains = self.acme_domain.clone();
+            }
+            if let Some(d) = &self.acme_directory {
+                a.directory = d.clone();
+            }
+            if let Some(f) = &self.acme_ca_file {
+                a.directory_ca_file = Some(f.clone());
+            }
+        }
+        if let Some(h) = self.http_listen {
+            tls.http_listen = Some(h);
+        }
     }
 }
 
@@ -189,10 +251,23 @@ async fn serve(config: HubConfig) -> Result<(), HubError> {
     } else {
         None
     };
+    let http_redirect = match config.tls.as_ref().and_then(|t| t.http_listen) {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            HubError::Config(format!(
+                "cannot listen on {addr} (--http-listen, tls.http_listen): {e}"
+            ))
+        })?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // Scripts and tests read this line to find the hub.
-    println!("tuber-hub listening on http://{addr}");
-    server::run(config, listener, stun, shutdown_signal()).await
+    println!("tuber-hub listening on {scheme}://{addr}");
+    server::run_with(config, listener, http_redirect, stun, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -240,7 +315,10 @@ async fn create_invite(
             let public = config
                 .public_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", config.listen));
+                .unwrap_or_else(|| match &config.tls {
+                    Some(tls) => crate::tls::default_public_url(tls, config.listen),
+                    None => format!("http://{}", config.listen),
+                });
             Ok(InviteResponse {
                 join_link: admin::join_link(public.trim_end_matches('/'), Some(&token)),
                 token,
@@ -253,40 +331,89 @@ async fn create_invite(
                 name: name.to_string(),
                 expires: Some(Duration::from_secs(lifetime)),
             };
-            admin_request(config.listen, &token, &req).await
+            admin_request(config, &dir, &token, &req).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
 async fn admin_request(
-    listen: SocketAddr,
+    config: &HubConfig,
+    data_dir: &std::path::Path,
     token: &str,
     req: &InviteRequest,
 ) -> Result<InviteResponse, HubError> {
     use http_body_util::{BodyExt, Full};
+    let listen = config.listen;
     let body = serde_json::to_vec(req).map_err(|e| HubError::Config(e.to_string()))?;
     let host = if listen.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
     } else {
         listen
     };
-    let request = http::Request::post(format!("http://{host}/.tuber/admin/invites"))
+    // A hub serving HTTPS is spoken to over TLS, trusting exactly the
+    // certificate it serves (tls/pinned.rs): the token never goes in
+    // cleartext, nor to anything else on that port.
+    let pinned = match &config.tls {
+        Some(tls) => {
+            let file = crate::tls::pinned::served_cert_file(tls, data_dir).ok_or_else(|| {
+                HubError::Config("no certificate file of the running hub to trust".into())
+            })?;
+            Some(
+                crate::tls::pinned::client_config(&file)
+                    .map_err(|e| HubError::Config(format!("the running hub's certificate: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let scheme = if pinned.is_some() { "https" } else { "http" };
+    let request = http::Request::post(format!("{scheme}://{host}/.tuber/admin/invites"))
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(bytes::Bytes::from(body)))
         .map_err(|e| HubError::Config(e.to_string()))?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    let connector = match pinned {
+        Some(tls) => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http),
+        None => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(
+                crate::upstream_client::UpstreamTls::bundled()
+                    .map_err(|e| HubError::Config(e.to_string()))?
+                    .client_config(),
+            )
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http),
+    };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
+        .build(connector);
     let unreachable = |e: String| {
         HubError::Config(format!(
             "the hub database is in use, but the hub at {host} did not answer ({e}); pass --listen or --config of the running hub"
         ))
     };
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(request))
-        .await
-        .map_err(|_| unreachable("timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
+    // A hub that just started may not serve its certificate yet (it loads
+    // it after binding): a failed connect is tried again, a few times.
+    let (parts, body) = request.into_parts();
+    let mut attempt = 0;
+    let resp = loop {
+        let request = http::Request::from_parts(parts.clone(), body.clone());
+        let sent = tokio::time::timeout(Duration::from_secs(10), client.request(request)).await;
+        match sent {
+            Err(_) => return Err(unreachable("timed out".into())),
+            Ok(Ok(resp)) => break resp,
+            Ok(Err(e)) if e.is_connect() && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Ok(Err(e)) => return Err(unreachable(crate::upstream_client::error_chain(&e))),
+        }
+    };
     let status = resp.status();
     let bytes = resp
         .into_body()

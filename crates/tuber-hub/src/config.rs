@@ -49,6 +49,132 @@ pub struct HubConfig {
     pub signaling: SignalingConfig,
     /// Invites for trusted peers.
     pub invites: InviteConfig,
+    /// TLS terminated by the hub itself (certificate files or ACME).
+    /// Default: none (plain HTTP, e.g. behind nginx or Caddy with
+    /// `public_url`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The hub's own HTTPS: `cert` + `key` files, or `[tls.acme]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first). With `key`: files mode.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `cert`.
+    pub key: Option<PathBuf>,
+    /// Files mode: how often the files' modification times are checked, so
+    /// a renewal by certbot applies without a restart. Default 1 min.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// A plain-HTTP listener that redirects (308) to HTTPS and answers ACME
+    /// HTTP-01 challenges. Default: none (required with `acme`).
+    pub http_listen: Option<SocketAddr>,
+    /// Certificates from an ACME CA instead of files.
+    pub acme: Option<AcmeConfig>,
+}
+
+/// Let's Encrypt's production directory, the default ACME CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Automatic certificates over ACME (RFC 8555) with HTTP-01 challenges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeConfig {
+    /// The names the certificate is for; the first is the default public
+    /// host. Required.
+    pub domains: Vec<String>,
+    /// Account contact URLs, e.g. `mailto:ops@example.org`. Default none.
+    pub contact: Vec<String>,
+    /// The CA's directory URL. Default Let's Encrypt production.
+    pub directory: String,
+    /// Extra CA certificates (PEM) trusted for the ACME server's own HTTPS,
+    /// besides the bundled and system roots (a test CA such as pebble's).
+    pub directory_ca_file: Option<PathBuf>,
+    /// Renew this long before expiry. Default: when less than a third of
+    /// the certificate's lifetime is left.
+    #[serde(default, with = "humantime_serde")]
+    pub renew_before: Option<Duration>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            reload_interval: Duration::from_secs(60),
+            http_listen: None,
+            acme: None,
+        }
+    }
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            domains: vec![],
+            contact: vec![],
+            directory: LETS_ENCRYPT.into(),
+            directory_ca_file: None,
+            renew_before: None,
+        }
+    }
+}
+
+/// A DNS name the hub may ask a certificate for and accept as `Host`:
+/// 1-253 characters of letters, digits, `-` and `.`, in labels of 1-63
+/// characters that neither start nor end with `-`; no wildcards (HTTP-01
+/// cannot prove them).
+pub fn valid_domain(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl TlsConfig {
+    /// Checks that exactly one certificate source is named, completely.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        match (&self.cert, &self.key, &self.acme) {
+            (Some(_), Some(_), None) => {}
+            (None, None, Some(acme)) => {
+                if acme.domains.is_empty() {
+                    return bad("tls.acme.domains must name at least one domain");
+                }
+                if let Some(d) = acme.domains.iter().find(|d| !valid_domain(d)) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tls.acme.domains: {d:?} is not a DNS name (no wildcards, IP addresses or ports)"
+                    )));
+                }
+                if !acme.directory.starts_with("https://") {
+                    return bad("tls.acme.directory must be an https:// URL");
+                }
+                if self.http_listen.is_none() {
+                    return bad("tls.acme needs tls.http_listen (e.g. \"0.0.0.0:80\"): the CA checks HTTP-01 challenges over plain HTTP on port 80");
+                }
+            }
+            (Some(_), None, None) => return bad("tls.cert needs tls.key"),
+            (None, Some(_), None) => return bad("tls.key needs tls.cert"),
+            (_, _, Some(_)) => {
+                return bad("tls: either cert and key files, or [tls.acme], not both")
+            }
+            (None, None, None) => {
+                return bad("[tls] needs cert and key files, or a [tls.acme] section")
+            }
+        }
+        if self.reload_interval < Duration::from_secs(1) {
+            return bad("tls.reload_interval must be at least 1s");
+        }
+        Ok(())
+    }
 }
 
 /// The STUN binding server.
@@ -133,6 +259,12 @@ pub struct InviteConfig {
     /// Lifetime of an invite when `--expires` is not given. Default 7 days.
     #[serde(with = "humantime_serde")]
     pub default_expiry: Duration,
+    /// Refuse an invite that reaches the hub in cleartext: over plain HTTP
+    /// from an address other than loopback (a TLS terminator on this host
+    /// counts as encrypted). An invite seen in cleartext may have been read
+    /// on the way. Default false (a peer already refuses to send one to a
+    /// public `http://` hub).
+    pub refuse_cleartext: bool,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -155,6 +287,7 @@ impl Default for HubConfig {
             planner: PlannerSettings::default(),
             signaling: SignalingConfig::default(),
             invites: InviteConfig::default(),
+            tls: None,
         }
     }
 }
@@ -227,6 +360,7 @@ impl Default for InviteConfig {
     fn default() -> Self {
         Self {
             default_expiry: Duration::from_secs(7 * 24 * 3600),
+            refuse_cleartext: false,
         }
     }
 }
@@ -294,6 +428,9 @@ impl HubConfig {
                 "signaling.messages_per_second and max_connections must be at least 1".into(),
             ));
         }
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
         if let Some(id) = &self.swarm_id {
             tuber_proto::descriptor::validate_swarm_id(id).map_err(|_| {
                 ConfigError::Invalid(format!("swarm_id {id:?}: 1-64 of A-Z a-z 0-9 . _ -"))
@@ -336,5 +473,54 @@ mod tests {
         let err = toml::from_str::<HubConfig>("[planner]\nban_reporters = \"anyone\"")
             .expect_err("unknown mode");
         assert!(err.to_string().contains("distinct_networks"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_one_complete_certificate_source() {
+        let err = |text: &str| {
+            toml::from_str::<HubConfig>(text)
+                .expect("parses")
+                .check()
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(err("[tls]\ncert = \"c.pem\"").contains("tls.cert needs tls.key"));
+        assert!(err("[tls]\nkey = \"k.pem\"").contains("tls.key needs tls.cert"));
+        assert!(err("[tls]\n").contains("needs cert and key"));
+        let both = "[tls]\ncert = \"c\"\nkey = \"k\"\nhttp_listen = \"127.0.0.1:80\"\n[tls.acme]\ndomains = [\"a.example\"]";
+        assert!(err(both).contains("not both"), "{}", err(both));
+        assert!(err("[tls]\nhttp_listen = \"127.0.0.1:80\"\n[tls.acme]\n")
+            .contains("at least one domain"));
+        assert!(err("[tls.acme]\ndomains = [\"a.example\"]").contains("http_listen"));
+        assert!(err(
+            "[tls]\nhttp_listen = \"127.0.0.1:80\"\n[tls.acme]\ndomains = [\"*.example\"]"
+        )
+        .contains("not a DNS name"));
+        let files: HubConfig =
+            toml::from_str("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"").expect("parses");
+        files.check().expect("files mode is valid");
+        let tls = files.tls.expect("tls");
+        assert_eq!(tls.reload_interval, Duration::from_secs(60));
+        let acme: HubConfig = toml::from_str(
+            "[tls]\nhttp_listen = \"0.0.0.0:80\"\n[tls.acme]\ndomains = [\"hub.example.org\"]\nrenew_before = \"30d\"",
+        )
+        .expect("parses");
+        acme.check().expect("acme is valid");
+        let a = acme.tls.and_then(|t| t.acme).expect("acme");
+        assert_eq!(a.directory, LETS_ENCRYPT);
+        assert_eq!(a.renew_before, Some(Duration::from_secs(30 * 86400)));
+        let typo = toml::from_str::<HubConfig>("[tls.acme]\ndomain = [\"a\"]").expect_err("typo");
+        assert!(typo.to_string().contains("domain"), "{typo}");
+    }
+
+    #[test]
+    fn domains_are_plain_dns_names() {
+        assert!(valid_domain("hub.tuber.test"));
+        assert!(valid_domain("localhost"));
+        for bad in [
+            "", "a..b", "-a.b", "a-.b", "a b", "a:443", "*.a.b", "a/b", "ä.b",
+        ] {
+            assert!(!valid_domain(bad), "{bad}");
+        }
     }
 }

@@ -22,6 +22,8 @@
 //!   and the manifests.
 //! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
 //!   are its own endpoints, the proxy takes everything else.
+//! - [`tls`] — HTTPS terminated by the hub: certificate files or ACME,
+//!   the TLS listener, the plain-HTTP redirect and HTTP-01 challenges.
 //! - [`signaling`] — the WebSocket side: one actor per swarm around its
 //!   planner, one task per connection.
 #![cfg_attr(
@@ -44,4 +46,5 @@ pub mod routes;
 pub mod server;
 pub mod signaling;
 pub mod stun;
+pub mod tls;
 pub mod upstream_client;

@@ -45,6 +45,10 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ),
     ("proto/json.js", include_str!("../../../web/proto/json.js")),
     (
+        "proto/origin.js",
+        include_str!("../../../web/proto/origin.js"),
+    ),
+    (
         "proto/limits.js",
         include_str!("../../../web/proto/limits.js"),
     ),

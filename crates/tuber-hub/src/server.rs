@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
@@ -27,7 +28,7 @@ use crate::manifests::Manifests;
 use crate::metrics::Metrics;
 use crate::planner::PlannerConfig;
 use crate::proxy::{Proxy, ProxySettings, Rules, SeenResource};
-use crate::signaling::{Connector, Signaling, SwarmHandle};
+use crate::signaling::{Access, Connector, Signaling, SwarmHandle};
 use crate::upstream_client::{UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 use crate::{admin, routes, stun};
 
@@ -81,18 +82,41 @@ pub fn data_dir(config: &HubConfig) -> Result<PathBuf, HubError> {
         .ok_or_else(|| HubError::Config("no home directory: pass --data DIR".into()))
 }
 
-/// Runs the hub on `listener` (HTTP) and `stun` (UDP, optional) until
-/// `shutdown` resolves; then stops accepting, lets requests in flight end,
-/// and stops every task it started.
+/// Runs the hub on `listener` (HTTP, or HTTPS with `config.tls`) and `stun`
+/// (UDP, optional) until `shutdown` resolves; then stops accepting, lets
+/// requests in flight end, and stops every task it started. With
+/// `tls.http_listen` the plain-HTTP listener is bound here; see
+/// [`run_with`] to bind it beforehand.
 pub async fn run(
     config: HubConfig,
     listener: TcpListener,
     stun_socket: Option<UdpSocket>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    run_with(config, listener, None, stun_socket, shutdown).await
+}
+
+/// [`run`], with the plain-HTTP listener of `tls.http_listen` (redirects
+/// to HTTPS, ACME HTTP-01 challenges) already bound by the caller. Without
+/// it, and with `tls.http_listen` set, that address is bound here.
+pub async fn run_with(
+    config: HubConfig,
+    listener: TcpListener,
+    http_redirect: Option<TcpListener>,
+    stun_socket: Option<UdpSocket>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
     config
         .check()
         .map_err(|e| HubError::Config(e.to_string()))?;
+    let http_redirect = match (
+        http_redirect,
+        config.tls.as_ref().and_then(|t| t.http_listen),
+    ) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(bind_http(addr).await?),
+        (None, None) => None,
+    };
     let upstream: http::Uri = config
         .upstream
         .as_deref()
@@ -117,7 +141,10 @@ pub async fn run(
     let public_url = config
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{http_addr}"))
+        .unwrap_or_else(|| match &config.tls {
+            Some(tls) => crate::tls::default_public_url(tls, http_addr),
+            None => format!("http://{http_addr}"),
+        })
         .trim_end_matches('/')
         .to_string();
     let descriptor = descriptor(&config, &public_url, stun_addr)?;
@@ -132,8 +159,15 @@ pub async fn run(
         ping_interval: config.planner.ping_interval,
         ..PlannerConfig::default()
     };
+    let access = Access {
+        origin: tuber_proto::origin::origin_of(&public_url)
+            .map_err(|e| HubError::Config(format!("public URL {public_url:?}: {e}")))?,
+        refuse_cleartext_invites: config.invites.refuse_cleartext,
+        tls: config.tls.is_some(),
+    };
     let mut signaling = Signaling::new(
         config.signaling.clone(),
+        access,
         planner,
         db.clone(),
         Arc::clone(&metrics),
@@ -182,6 +216,14 @@ pub async fn run(
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            crate::tls::start(tls, &dir, cancel.child_token())
+                .await
+                .map_err(HubError::Config)?,
+        ),
+        None => None,
+    };
     tasks.spawn(publish_seen(
         Arc::clone(&state),
         seen_rx,
@@ -192,14 +234,40 @@ pub async fn run(
         tasks.spawn(stun::serve(socket, async move { token.cancelled().await }));
     }
 
-    tracing::info!(%http_addr, swarm = %swarm_id, "tuber hub listening");
-    let app = router(Arc::clone(&state));
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        Some(tls) => {
+            if let Some(plain) = http_redirect {
+                let target = crate::tls::http::RedirectTarget::new(&state.public_url, &tls.hosts)
+                    .map_err(HubError::Config)?;
+                let redirects = crate::tls::http::router(target, tls.challenges.clone());
+                let token = cancel.child_token();
+                let plain_addr = plain.local_addr()?;
+                tasks.spawn(async move {
+                    let served = axum::serve(plain, redirects)
+                        .with_graceful_shutdown(token.cancelled_owned())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(%plain_addr, error = %e, "the plain-HTTP listener stopped");
+                    }
+                });
+                tracing::info!(%plain_addr, "plain HTTP: redirects to HTTPS and ACME challenges");
+            }
+            // After the plain-HTTP listener: ACME orders need its challenges.
+            tasks.spawn(tls.task);
+            tracing::info!(%http_addr, swarm = %swarm_id, public_url = %state.public_url, "tuber hub listening (HTTPS)");
+            let listener = crate::tls::listener::TlsListener::new(listener, tls.server_config);
+            axum::serve(listener.tap_io(|_| {}), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            tracing::info!(%http_addr, swarm = %swarm_id, "tuber hub listening");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
 
     cancel.cancel();
     while tasks.join_next().await.is_some() {}
@@ -207,6 +275,12 @@ pub async fn run(
     signaling.shutdown().await;
     let _ = tokio::task::spawn_blocking(move || db.flush()).await;
     served.map_err(HubError::Io)
+}
+
+async fn bind_http(addr: SocketAddr) -> Result<TcpListener, HubError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| HubError::Config(format!("cannot listen on {addr} (tls.http_listen): {e}")))
 }
 
 /// The hub's routes, then the proxy for everything else.

@@ -106,6 +106,11 @@ impl UpstreamTls {
         Self::from_roots(roots)
     }
 
+    /// A copy of the client configuration (for clients built elsewhere).
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::clone(&self.config)
+    }
+
     fn from_roots(roots: RootCertStore) -> Result<Self, UpstreamTlsError> {
         // An explicit provider: the process-wide default would panic should
         // two providers ever be compiled in.

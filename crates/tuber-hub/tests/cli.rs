@@ -114,6 +114,109 @@ fn a_bad_config_is_refused_with_the_reason() {
     assert!(err.contains("piece_size"), "{err}");
 }
 
+#[test]
+fn tls_flags_serve_https_and_incomplete_ones_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).expect("cert");
+    std::fs::write(&key, c.signing_key.serialize_pem()).expect("key");
+    let serve = |extra: &[&std::ffi::OsStr]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-stun", "--data"])
+        .arg(dir.path())
+        .args(extra);
+        cmd
+    };
+    let out = serve(&["--tls-cert".as_ref(), cert.as_os_str()])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls.cert needs tls.key"), "{err}");
+    let out = serve(&["--acme-domain".as_ref(), "hub.example.org".as_ref()])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http_listen"), "{err}");
+
+    let mut child = serve(&[
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start tuber-hub serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = Guard(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    assert!(
+        line.starts_with("tuber-hub listening on https://127.0.0.1:"),
+        "{line:?}"
+    );
+
+    // `invite create` reaches the running HTTPS hub over TLS, trusting the
+    // certificate it serves...
+    let addr = line
+        .trim()
+        .strip_prefix("tuber-hub listening on https://")
+        .expect("address")
+        .to_string();
+    let tls = |cert: &std::path::Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "--listen".into(),
+            addr.clone().into(),
+            "--tls-cert".into(),
+            cert.into(),
+            "--tls-key".into(),
+            key.clone().into(),
+        ]
+    };
+    let args = tls(&cert);
+    let out = Command::new(BIN)
+        .args(["invite", "create", "--name", "tls", "--data"])
+        .arg(dir.path())
+        .args(&args)
+        .output()
+        .expect("run invite create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .starts_with("tuber-invite-"));
+    // ...and only that one: told another certificate, it sends nothing.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let other_cert = dir.path().join("other.pem");
+    std::fs::write(&other_cert, other.cert.pem()).expect("cert");
+    let args = tls(&other_cert);
+    let out = Command::new(BIN)
+        .args(["invite", "create", "--name", "tls", "--data"])
+        .arg(dir.path())
+        .args(&args)
+        .output()
+        .expect("run invite create");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not the certificate the hub serves"), "{err}");
+}
+
 /// A minimal HTTP/1.1 GET over a plain socket (the test needs no client library).
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};

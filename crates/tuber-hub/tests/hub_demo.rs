@@ -132,12 +132,14 @@ async fn the_demo_site_through_the_hub() {
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         v["token"].as_str().expect("token").to_string()
     };
-    let sig = key.sign(&signal::hello_signing_payload(&d.swarm_id, &nonce));
+    let origin = tuber_proto::origin::origin_of(&d.origin).expect("origin");
+    let sig = key.sign(&signal::hello_signing_payload(&origin, &d.swarm_id, &nonce));
     let hello = ClientToHub::Hello {
-        version: 1,
+        version: tuber_proto::limits::PROTOCOL_VERSION,
         role: Role::Permanent,
         proof: Some(TrustProof {
             public_key: PeerId::from_bytes(key.verifying_key().to_bytes()),
+            origin,
             signature: Signature(sig.to_bytes()),
         }),
         invite: Some(token),

@@ -18,7 +18,7 @@ use tuber_hub::config::SignalingConfig;
 use tuber_hub::db::HubDb;
 use tuber_hub::metrics::Metrics;
 use tuber_hub::planner::{BanReporters, PlannerConfig};
-use tuber_hub::signaling::{Connector, Signaling, SwarmHandle};
+use tuber_hub::signaling::{Access, Connector, Signaling, SwarmHandle};
 use tuber_proto::signal::{
     self, BadPiece, ClientToHub, ErrorCode, HubToClient, Role, Signature, TrustProof,
 };
@@ -62,14 +62,51 @@ async fn ws_route(
         .on_upgrade(move |ws| async move { connector.serve(ws, swarm, Some(client)).await })
 }
 
+/// As [`ws_route`], but the hub is told the connection came from
+/// 203.0.113.9 (documentation range): a client elsewhere on the network,
+/// which loopback tests cannot otherwise be. No packet goes there.
+async fn remote_route(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Some(swarm) = s.swarms.iter().find(|h| h.id() == id).cloned() else {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    };
+    let connector = s.connector.clone();
+    let client = SocketAddr::from(([203, 0, 113, 9], 50_000));
+    upgrade
+        .max_message_size(Connector::MAX_WS_MESSAGE)
+        .on_upgrade(move |ws| async move { connector.serve(ws, swarm, Some(client)).await })
+}
+
 async fn harness(settings: SignalingConfig) -> Harness {
     harness_with(settings, PlannerConfig::default()).await
 }
 
 async fn harness_with(settings: SignalingConfig, planner: PlannerConfig) -> Harness {
+    let access = Access {
+        origin: HUB_ORIGIN.into(),
+        refuse_cleartext_invites: false,
+        tls: false,
+    };
+    harness_access(settings, planner, access).await
+}
+
+async fn harness_access(
+    settings: SignalingConfig,
+    planner: PlannerConfig,
+    access: Access,
+) -> Harness {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let mut signaling = Signaling::new(settings, planner, db.clone(), Arc::new(Metrics::default()));
+    let mut signaling = Signaling::new(
+        settings,
+        access,
+        planner,
+        db.clone(),
+        Arc::new(Metrics::default()),
+    );
     let swarms = vec![signaling.add_swarm("alpha"), signaling.add_swarm("beta")];
     let state = AppState {
         connector: signaling.connector(),
@@ -77,6 +114,7 @@ async fn harness_with(settings: SignalingConfig, planner: PlannerConfig) -> Harn
     };
     let app = Router::new()
         .route("/ws/{id}", get(ws_route))
+        .route("/remote/{id}", get(remote_route))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -114,13 +152,17 @@ async fn send(ws: &mut Ws, msg: &ClientToHub) {
 }
 
 async fn connect(h: &Harness, swarm: &str) -> (Ws, tuber_proto::Nonce) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/{swarm}", h.addr))
+    connect_at(h, "ws", swarm).await
+}
+
+async fn connect_at(h: &Harness, route: &str, swarm: &str) -> (Ws, tuber_proto::Nonce) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/{route}/{swarm}", h.addr))
         .await
         .expect("connect");
     let HubToClient::Challenge { version, nonce } = recv(&mut ws).await else {
         panic!("challenge first");
     };
-    assert_eq!(version, 1);
+    assert_eq!(version, tuber_proto::limits::PROTOCOL_VERSION);
     (ws, nonce)
 }
 
@@ -140,15 +182,28 @@ async fn browser(h: &Harness, swarm: &str) -> (Ws, PeerId) {
 
 fn hello(role: Role, proof: Option<TrustProof>, invite: Option<String>) -> ClientToHub {
     serde_json::from_value(serde_json::json!({
-        "type": "hello", "version": 1, "role": role, "proof": proof, "invite": invite, "agent": "test"
+        "type": "hello", "version": tuber_proto::limits::PROTOCOL_VERSION, "role": role, "proof": proof, "invite": invite, "agent": "test"
     }))
     .expect("hello")
 }
 
+/// The public origin the test hub is given.
+const HUB_ORIGIN: &str = "https://hub.example.org";
+
 fn proof(key: &SigningKey, swarm: &str, nonce: &tuber_proto::Nonce) -> TrustProof {
-    let sig = key.sign(&signal::hello_signing_payload(swarm, nonce));
+    proof_for(key, HUB_ORIGIN, swarm, nonce)
+}
+
+fn proof_for(
+    key: &SigningKey,
+    origin: &str,
+    swarm: &str,
+    nonce: &tuber_proto::Nonce,
+) -> TrustProof {
+    let sig = key.sign(&signal::hello_signing_payload(origin, swarm, nonce));
     TrustProof {
         public_key: PeerId::from_bytes(key.verifying_key().to_bytes()),
+        origin: origin.into(),
         signature: Signature(sig.to_bytes()),
     }
 }
@@ -314,6 +369,32 @@ async fn permanent_peers_prove_their_key_and_invites_make_them_trusted() {
         }
     ));
 
+    // A valid proof for another origin (a hub relaying our challenge to a
+    // peer that joined it) is refused, and says why.
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    let relayed = proof_for(&key, "https://evil.example", "alpha", &nonce);
+    send(&mut ws, &hello(Role::Permanent, Some(relayed), None)).await;
+    match recv(&mut ws).await {
+        HubToClient::Error {
+            code: ErrorCode::Unauthorized,
+            message,
+        } => assert!(message.contains("https://evil.example"), "{message}"),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+
+    // A signature over another origin, relabelled with ours, does not verify.
+    let (mut ws, nonce) = connect(&h, "alpha").await;
+    let mut relabelled = proof_for(&key, "https://evil.example", "alpha", &nonce);
+    relabelled.origin = HUB_ORIGIN.into();
+    send(&mut ws, &hello(Role::Permanent, Some(relabelled), None)).await;
+    assert!(matches!(
+        recv(&mut ws).await,
+        HubToClient::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }
+    ));
+
     // A valid proof without an invite: welcomed, not trusted.
     let (mut ws, nonce) = connect(&h, "alpha").await;
     send(
@@ -396,11 +477,52 @@ async fn permanent_peers_prove_their_key_and_invites_make_them_trusted() {
 }
 
 #[tokio::test]
+async fn a_hub_told_so_refuses_invites_that_came_in_cleartext() {
+    for tls in [false, true] {
+        let access = Access {
+            origin: HUB_ORIGIN.into(),
+            refuse_cleartext_invites: true,
+            tls,
+        };
+        let h = harness_access(SignalingConfig::default(), PlannerConfig::default(), access).await;
+        let key = SigningKey::from_bytes(&[11u8; 32]);
+        let token =
+            h.db.create_invite("far away", 3600, tuber_hub::db::unix_now())
+                .expect("invite");
+        // From elsewhere on the network, over plain HTTP: refused, saying why.
+        let (mut ws, nonce) = connect_at(&h, "remote", "alpha").await;
+        let p = proof(&key, "alpha", &nonce);
+        send(
+            &mut ws,
+            &hello(Role::Permanent, Some(p), Some(token.clone())),
+        )
+        .await;
+        match recv(&mut ws).await {
+            HubToClient::Error {
+                code: ErrorCode::InviteInvalid,
+                message,
+            } if !tls => assert!(message.contains("HTTPS"), "{message}"),
+            HubToClient::Welcome { trusted: true, .. } if tls => continue,
+            other => panic!("tls {tls}: unexpected {other:?}"),
+        }
+        // The refused invite was not spent: from loopback (a TLS terminator
+        // on this host) it still registers the key.
+        let (mut ws, nonce) = connect(&h, "alpha").await;
+        let p = proof(&key, "alpha", &nonce);
+        send(&mut ws, &hello(Role::Permanent, Some(p), Some(token))).await;
+        assert!(matches!(
+            recv(&mut ws).await,
+            HubToClient::Welcome { trusted: true, .. }
+        ));
+    }
+}
+
+#[tokio::test]
 async fn a_hello_of_another_version_is_refused_clearly() {
     let h = harness(SignalingConfig::default()).await;
     let (mut ws, _) = connect(&h, "alpha").await;
     ws.send(Message::Text(
-        r#"{"type":"hello","version":2,"role":"browser","agent":""}"#.into(),
+        r#"{"type":"hello","version":1,"role":"browser","agent":""}"#.into(),
     ))
     .await
     .expect("send");

@@ -93,11 +93,15 @@ impl Identity {
         self.peer_id
     }
 
-    /// Signs a hub's challenge for `swarm_id` (protocol §5.3).
-    pub fn sign_hello(&self, swarm_id: &str, nonce: &Nonce) -> TrustProof {
-        let signature = self.key.sign(&hello_signing_payload(swarm_id, nonce));
+    /// Signs a hub's challenge for `swarm_id` at `origin`, the origin the
+    /// user joined (protocol §5.3): a proof is good for that hub only.
+    pub fn sign_hello(&self, origin: &str, swarm_id: &str, nonce: &Nonce) -> TrustProof {
+        let signature = self
+            .key
+            .sign(&hello_signing_payload(origin, swarm_id, nonce));
         TrustProof {
             public_key: self.peer_id,
+            origin: origin.to_string(),
             signature: Signature(signature.to_bytes()),
         }
     }
@@ -314,15 +318,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = Identity::load_or_create(dir.path()).unwrap();
         let nonce = Nonce::from_bytes([7u8; 32]);
-        let proof = id.sign_hello("video.example.org", &nonce);
+        let origin = "https://video.example.org";
+        let proof = id.sign_hello(origin, "video.example.org", &nonce);
         assert_eq!(proof.public_key, id.peer_id());
+        assert_eq!(proof.origin, origin);
         let key = VerifyingKey::from_bytes(proof.public_key.as_bytes()).unwrap();
         let sig = ed25519_dalek::Signature::from_bytes(&proof.signature.0);
-        let payload = hello_signing_payload("video.example.org", &nonce);
+        let payload = hello_signing_payload(origin, "video.example.org", &nonce);
         assert!(key.verify_strict(&payload, &sig).is_ok());
         // Bound to the swarm: the same proof fails for another one.
-        let other = hello_signing_payload("other.example.org", &nonce);
+        let other = hello_signing_payload(origin, "other.example.org", &nonce);
         assert!(key.verify_strict(&other, &sig).is_err());
+        // And to the hub: it fails for the same swarm id at another origin.
+        let relayed = hello_signing_payload("https://evil.example", "video.example.org", &nonce);
+        assert!(key.verify_strict(&relayed, &sig).is_err());
     }
 
     #[test]

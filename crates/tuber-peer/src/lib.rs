@@ -41,6 +41,7 @@ mod http_body;
 pub mod identity;
 pub mod meter;
 pub mod swarm_client;
+pub mod tls;
 pub mod transport;
 pub mod wire_session;
 

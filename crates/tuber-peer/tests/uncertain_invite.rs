@@ -16,20 +16,26 @@ use tuber_peer::{Invite, SwarmClient, SwarmState};
 use tuber_proto::signal::{self, ClientToHub, ErrorCode, HubToClient, Role};
 use tuber_proto::{Nonce, SwarmDescriptor};
 
-/// Serves the descriptor to every request on `listener`.
-async fn serve_descriptor(listener: TcpListener, descriptor: Vec<u8>) {
+/// The next WebSocket on `listener`, answering the descriptor requests that
+/// come before it (a hub serves both on its one origin).
+async fn accept_ws(
+    listener: &TcpListener,
+    descriptor: &[u8],
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            return;
-        };
+        let (mut s, _) = listener.accept().await.expect("accept");
         let mut buf = vec![0u8; 4096];
+        let n = s.peek(&mut buf).await.expect("peek");
+        if !buf[..n].starts_with(b"GET /.well-known/tuber ") {
+            return tokio_tungstenite::accept_async(s).await.expect("upgrade");
+        }
         let _ = s.read(&mut buf).await;
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             descriptor.len()
         );
         let _ = s.write_all(head.as_bytes()).await;
-        let _ = s.write_all(&descriptor).await;
+        let _ = s.write_all(descriptor).await;
     }
 }
 
@@ -59,33 +65,31 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_refused_after_an_unclear_attempt_is_retried_without_it() {
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let signaling = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http_addr = http.local_addr().expect("addr");
-    let ws_addr = signaling.local_addr().expect("addr");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http_addr = listener.local_addr().expect("addr");
     let descriptor = SwarmDescriptor {
-        version: 1,
+        version: tuber_proto::limits::PROTOCOL_VERSION,
         swarm_id: "scripted".into(),
         name: "scripted".into(),
         origin: format!("http://{http_addr}/"),
-        signaling: format!("ws://{ws_addr}/.tuber/ws"),
+        signaling: format!("ws://{http_addr}/.tuber/ws"),
         ice_servers: vec![],
         piece_size: 262_144,
         manifest: format!("http://{http_addr}/.tuber/manifest"),
         pieces: format!("http://{http_addr}/.tuber/piece/"),
         register: format!("http://{http_addr}/.tuber/ws"),
     };
-    let site = tokio::spawn(serve_descriptor(http, descriptor.encode()));
+    let descriptor = descriptor.encode();
 
     let (_keys, id) = support::identity();
     let me = id.peer_id();
     let hub = tokio::spawn(async move {
         let mut invites = Vec::new();
         for attempt in 0..3 {
-            let (tcp, _) = signaling.accept().await.expect("accept");
-            let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+            let mut ws = accept_ws(&listener, &descriptor).await;
             let nonce = Nonce::from_bytes([attempt; 32]);
-            say(&mut ws, &HubToClient::Challenge { version: 1, nonce }).await;
+            let version = tuber_proto::limits::PROTOCOL_VERSION;
+            say(&mut ws, &HubToClient::Challenge { version, nonce }).await;
             let ClientToHub::Hello { invite, proof, .. } = next_text(&mut ws).await else {
                 panic!("hello expected");
             };
@@ -145,5 +149,4 @@ async fn an_invite_refused_after_an_unclear_attempt_is_retried_without_it() {
         ]
     );
     client.leave().await;
-    site.abort();
 }

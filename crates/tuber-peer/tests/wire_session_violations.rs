@@ -13,6 +13,9 @@ use tuber_peer::wire_session::{CloseReason, Event, WireSession, WireSessionConfi
 use tuber_proto::wire::WireErrorCode;
 use tuber_proto::{Frame, PieceHash};
 
+/// The protocol version this build speaks.
+const V: u16 = tuber_proto::limits::PROTOCOL_VERSION;
+
 fn hello(version: u16, max_frame: u32) -> Vec<u8> {
     Frame::Hello { version, max_frame }.encode()
 }
@@ -32,7 +35,7 @@ fn opened(now: Instant) -> WireSession {
 /// An opened session that also received the remote's hello.
 fn ready(now: Instant) -> WireSession {
     let mut s = opened(now);
-    s.handle_message(now, &hello(1, 65_536));
+    s.handle_message(now, &hello(V, 65_536));
     assert!(s.is_ready());
     s
 }
@@ -62,7 +65,7 @@ fn data_before_hello_is_a_protocol_error() {
     s.handle_message(now, &data(1, 0, b"x"));
     assert_refused(&mut s, 5);
     // Nothing more once closed.
-    s.handle_message(now, &hello(1, 65_536));
+    s.handle_message(now, &hello(V, 65_536));
     assert!(drain(&mut s).is_empty());
 }
 
@@ -70,11 +73,12 @@ fn data_before_hello_is_a_protocol_error() {
 fn second_hello_and_wrong_version() {
     let now = Instant::now();
     let mut s = ready(now);
-    s.handle_message(now, &hello(1, 65_536));
+    s.handle_message(now, &hello(V, 65_536));
     assert_refused(&mut s, 5);
 
     let mut s = opened(now);
-    s.handle_message(now, &hello(2, 65_536));
+    // A peer of the previous protocol version.
+    s.handle_message(now, &hello(V - 1, 65_536));
     assert_refused(&mut s, 3);
 }
 
@@ -261,7 +265,7 @@ fn random_messages_never_panic_nor_exceed_the_limit() {
         let mut s = WireSession::new(base, config);
         s.handle_open(base);
         if rng.below(4) != 0 {
-            s.handle_message(base, &hello(1, 65_536 + rng.below(300_000) as u32));
+            s.handle_message(base, &hello(V, 65_536 + rng.below(300_000) as u32));
         }
         for step in 0..40u64 {
             let now = base + std::time::Duration::from_millis(step * 500);

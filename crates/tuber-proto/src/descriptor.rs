@@ -100,6 +100,27 @@ impl SwarmDescriptor {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Checks that every URL a peer will request (signaling, manifests,
+    /// pieces, registration) and the descriptor's own `origin` are on
+    /// `joined`, the origin the user joined (as
+    /// [`crate::origin::origin_of`] gives it): a hub may not send a peer's
+    /// requests, and with them its identity and invite, to other hosts.
+    /// Returns the first field that is not, and the URL it names.
+    pub fn check_origin(&self, joined: &str) -> Result<(), (&'static str, &str)> {
+        for (field, url) in [
+            ("origin", self.origin.as_str()),
+            ("signaling", self.signaling.as_str()),
+            ("manifest", self.manifest.as_str()),
+            ("pieces", self.pieces.as_str()),
+            ("register", self.register.as_str()),
+        ] {
+            if !crate::origin::same_origin(url, joined) {
+                return Err((field, url));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every limit.
     pub fn validate(&self) -> Result<(), LimitError> {
         validate_swarm_id(&self.swarm_id)?;

@@ -21,6 +21,7 @@
 //! - [`manifest`] — manifests, their canonical encoding and id.
 //! - [`signal`] — signaling messages by direction (JSON over WebSocket).
 //! - [`wire`] — peer wire frames (binary over a DataChannel).
+//! - [`origin`] — web origins: what a proof is bound to, where a descriptor may point.
 //!
 //! The specification is `docs/protocol.md`.
 #![cfg_attr(
@@ -32,6 +33,7 @@ pub mod descriptor;
 pub mod hash;
 pub mod limits;
 pub mod manifest;
+pub mod origin;
 pub mod signal;
 mod validate;
 pub mod wire;

@@ -5,7 +5,7 @@
 
 /// The protocol version this crate speaks: descriptor `version`, signaling
 /// `hello.version`/`challenge.version` and the wire `hello` frame.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 // ---- Swarm descriptor -------------------------------------------------------
 

@@ -77,21 +77,35 @@ impl<'de> Deserialize<'de> for Signature {
     }
 }
 
-/// Proof that a permanent peer holds the private key of its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Proof that a permanent peer holds the private key of its id, given to
+/// the hub at `origin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustProof {
     /// The ed25519 public key: the peer's id.
     pub public_key: PeerId,
+    /// The origin the peer joined (`scheme://host[:port]`, as
+    /// [`crate::origin::origin_of`] serialises it). The hub refuses a proof
+    /// for any origin but its own.
+    pub origin: String,
     /// Signature over [`hello_signing_payload`].
     pub signature: Signature,
 }
 
 /// The bytes a permanent peer signs in `hello`: the domain tag
-/// `tuber-hello-v1`, a zero byte, the swarm id, a zero byte, the 32 nonce bytes.
-/// Binding the swarm id stops a proof for one swarm being replayed to another.
-pub fn hello_signing_payload(swarm_id: &str, nonce: &Nonce) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + swarm_id.len() + 32);
-    out.extend_from_slice(b"tuber-hello-v1\0");
+/// `tuber-hello-v2`, a zero byte, the origin it joined, a zero byte, the
+/// swarm id, a zero byte, the 32 nonce bytes.
+///
+/// The swarm id stops a proof for one swarm being replayed to another; the
+/// origin stops a hub the peer joined from relaying another hub's challenge
+/// to the peer and the peer's `hello` back, and so signing in elsewhere as
+/// the peer (a hub can copy anyone's swarm id, but the receiving hub checks
+/// the origin against its own public URL). Neither may contain a zero byte
+/// (the validators refuse control characters).
+pub fn hello_signing_payload(origin: &str, swarm_id: &str, nonce: &Nonce) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + origin.len() + swarm_id.len() + 32);
+    out.extend_from_slice(b"tuber-hello-v2\0");
+    out.extend_from_slice(origin.as_bytes());
+    out.push(0);
     out.extend_from_slice(swarm_id.as_bytes());
     out.push(0);
     out.extend_from_slice(nonce.as_bytes());
@@ -403,11 +417,19 @@ impl Validate for ClientToHub {
     fn validate(&self) -> Result<(), LimitError> {
         match self {
             ClientToHub::Hello {
+                proof,
                 invite,
                 capacity,
                 agent,
                 ..
             } => {
+                if let Some(p) = proof {
+                    // The exact serialisation only: anything else would
+                    // sign bytes the hub can never match.
+                    if crate::origin::origin_of(&p.origin).ok().as_deref() != Some(&p.origin) {
+                        return Err(LimitError::out_of_range("proof.origin"));
+                    }
+                }
                 if let Some(i) = invite {
                     check_len("invite", i, MAX_INVITE_LEN)?;
                 }

@@ -93,6 +93,7 @@ fn client_to_hub() -> impl Strategy<Value = ClientToHub> {
                     sig[32..].copy_from_slice(&b);
                     TrustProof {
                         public_key,
+                        origin: "https://video.example.org:8443".into(),
                         signature: Signature(sig),
                     }
                 }),
@@ -146,7 +147,7 @@ fn client_to_hub() -> impl Strategy<Value = ClientToHub> {
 fn hub_to_client() -> impl Strategy<Value = HubToClient> {
     prop_oneof![
         id32().prop_map(|n| HubToClient::Challenge {
-            version: 1,
+            version: 2,
             nonce: Nonce::from_bytes(n)
         }),
         (
@@ -448,10 +449,10 @@ fn a_json_array_is_not_a_message() {
 
 #[test]
 fn descriptor_of_a_newer_version_says_so_even_if_its_fields_changed() {
-    let err = SwarmDescriptor::decode(br#"{"version":2,"everything":"else changed"}"#)
+    let err = SwarmDescriptor::decode(br#"{"version":3,"everything":"else changed"}"#)
         .expect_err("newer version");
     assert!(
-        matches!(err, DescriptorError::UnsupportedVersion(2)),
+        matches!(err, DescriptorError::UnsupportedVersion(3)),
         "{err}"
     );
 }

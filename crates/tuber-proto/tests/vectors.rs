@@ -112,12 +112,41 @@ fn build_file() -> Value {
             "text": String::from_utf8(d.encode()).expect("utf-8"),
             "value": serde_json::to_value(&d).expect("json"),
         }],
+        "origin": origin_vectors(),
         "hello_signing_payload": [{
+            "origin": "https://video.example.org",
             "swarm_id": "video.example.org",
             "nonce": nonce.to_hex(),
-            "hex": hex::encode(signal::hello_signing_payload("video.example.org", &nonce)),
+            "hex": hex::encode(signal::hello_signing_payload(
+                "https://video.example.org",
+                "video.example.org",
+                &nonce,
+            )),
         }],
     })
+}
+
+/// URLs and their origins (`null`: none accepted), for both codecs.
+fn origin_vectors() -> Vec<Value> {
+    [
+        "https://Video.Example.org/watch?v=1",
+        "https://video.example.org:443/",
+        "http://127.0.0.1:8080",
+        "http://localhost:80/",
+        "https://[::1]:8443/a",
+        "https://[FE80::1]/",
+        "wss://video.example.org/.tuber/ws",
+        "ftp://x/",
+        "https:///x",
+        "https://user@evil.example/",
+        "https://evil.example\\@good.example/",
+        "https://x:0/",
+        "https://x:65536/",
+        "https://a b/",
+    ]
+    .into_iter()
+    .map(|url| json!({"url": url, "origin": tuber_proto::origin::origin_of(url).ok()}))
+    .collect()
 }
 
 fn manifest_error_name(e: &ManifestError) -> &'static str {
@@ -288,9 +317,13 @@ fn manifest_and_descriptor_vectors() {
             s(v, "name")
         );
     }
+    for v in arr(&file, "origin") {
+        let got = tuber_proto::origin::origin_of(s(v, "url")).ok();
+        assert_eq!(got.as_deref(), v["origin"].as_str(), "{}", s(v, "url"));
+    }
     for v in arr(&file, "hello_signing_payload") {
         let nonce = Nonce::from_hex(s(v, "nonce")).expect("nonce");
-        let payload = signal::hello_signing_payload(s(v, "swarm_id"), &nonce);
+        let payload = signal::hello_signing_payload(s(v, "origin"), s(v, "swarm_id"), &nonce);
         assert_eq!(hex::encode(payload), s(v, "hex"));
     }
 }

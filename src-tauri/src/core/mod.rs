@@ -60,6 +60,14 @@ pub struct Options {
     /// The operator's invite for `--join`, to be registered as trusted.
     #[arg(long, value_name = "TOKEN", requires = "join")]
     pub invite: Option<String>,
+    /// A PEM file of extra CA certificates to trust for https:// sites (a
+    /// private deployment), on top of the system's and the bundled roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Send invites to http:// sites on public addresses, in cleartext
+    /// (refused by default: anyone on the way could read the invite).
+    #[arg(long)]
+    pub allow_insecure: bool,
     /// A `tuber://join?swarm=URL[&invite=TOKEN]` link to open.
     #[arg(value_name = "LINK")]
     pub link: Option<String>,
@@ -129,6 +137,8 @@ async fn main(opts: Options) -> ExitCode {
     }
     let mut config = EngineConfig::new(&data_dir);
     config.store_cache_bytes = Some(STORE_CACHE);
+    config.ca_file = opts.ca_file.clone();
+    config.allow_insecure = opts.allow_insecure;
     let engine = match Engine::start(config).await {
         Ok(e) => e,
         Err(EngineError::DataDirInUse(_)) => return hand_over(&data_dir, opts.link).await,

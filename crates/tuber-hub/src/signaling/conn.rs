@@ -211,7 +211,31 @@ pub(crate) async fn run(
                 .await;
                 return;
             };
-            let payload = signal::hello_signing_payload(swarm.id(), &nonce);
+            let ours = &shared.access.origin;
+            if proof.origin != *ours {
+                let why = format!(
+                    "this proof is for {}, but this hub is {ours}: the hub this peer joined \
+                     may be relaying another hub's login",
+                    proof.origin
+                );
+                tracing::warn!(peer = ?proof.public_key, origin = %proof.origin, ?client, "hello for another origin refused");
+                send_error(&mut ws, ErrorCode::Unauthorized, why).await;
+                return;
+            }
+            if invite.is_some()
+                && shared.access.refuse_cleartext_invites
+                && !shared.access.invite_is_private(client)
+            {
+                send_error(
+                    &mut ws,
+                    ErrorCode::InviteInvalid,
+                    "this hub takes invites only over HTTPS (the invite crossed the network \
+                     in cleartext: ask the operator for a new one and join by the https:// URL)",
+                )
+                .await;
+                return;
+            }
+            let payload = signal::hello_signing_payload(ours, swarm.id(), &nonce);
             let verified = VerifyingKey::from_bytes(proof.public_key.as_bytes()).and_then(|key| {
                 key.verify_strict(&payload, &EdSignature::from_bytes(&proof.signature.0))
             });

@@ -36,9 +36,33 @@ pub use swarm::{ConnId, Outgoing};
 /// Requests a swarm actor may have queued (backpressure on connections).
 const SWARM_QUEUE: usize = 1024;
 
+/// Who this hub is to permanent peers, and where an invite may arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The hub's public origin, as `tuber_proto::origin::origin_of` gives it
+    /// for the public URL. A permanent peer's proof must be for exactly this
+    /// origin: a proof for another means the peer joined another hub, which
+    /// is relaying this hub's challenge to sign in as that peer.
+    pub origin: String,
+    /// Refuse a `hello` whose invite came in cleartext: not over the hub's
+    /// own TLS listener and not from a loopback address (a TLS terminator
+    /// on the same host).
+    pub refuse_cleartext_invites: bool,
+    /// Whether the hub's listener terminates TLS itself.
+    pub tls: bool,
+}
+
+impl Access {
+    /// Whether an invite from `client` came over an encrypted path.
+    pub(crate) fn invite_is_private(&self, client: Option<SocketAddr>) -> bool {
+        self.tls || client.is_some_and(|a| a.ip().is_loopback())
+    }
+}
+
 /// What every connection needs.
 pub(crate) struct Shared {
     settings: SignalingConfig,
+    access: Access,
     planner: PlannerConfig,
     db: HubDb,
     metrics: Arc<Metrics>,
@@ -83,6 +107,7 @@ impl Signaling {
     /// No swarms yet.
     pub fn new(
         settings: SignalingConfig,
+        access: Access,
         planner: PlannerConfig,
         db: HubDb,
         metrics: Arc<Metrics>,
@@ -90,6 +115,7 @@ impl Signaling {
         Self {
             shared: Arc::new(Shared {
                 settings,
+                access,
                 planner,
                 db,
                 metrics,

@@ -75,6 +75,14 @@ pub struct RunArgs {
     /// port).
     #[arg(long, value_name = "ADDR", default_value = super::DEFAULT_API)]
     pub api: SocketAddr,
+    /// A PEM file of extra CA certificates to trust for https:// hubs (a
+    /// private deployment), on top of the system's and the bundled roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Send invites to http:// hubs on public addresses, in cleartext
+    /// (refused by default: anyone on the way could read the invite).
+    #[arg(long)]
+    pub allow_insecure: bool,
     /// Each --join with its --invite, in order (filled by [`parse_from`]).
     #[arg(skip)]
     pub joins: Vec<(String, Option<String>)>,
@@ -161,6 +169,8 @@ pub async fn main(cli: Cli) -> Result<(), DaemonError> {
             data_dir,
             api: args.api,
             joins: args.joins,
+            ca_file: args.ca_file,
+            allow_insecure: args.allow_insecure,
         })
         .await;
     }

@@ -30,6 +30,10 @@ pub struct RunOptions {
     pub api: SocketAddr,
     /// Swarms to join at start, each with its invite.
     pub joins: Vec<(String, Option<String>)>,
+    /// Extra CA certificates for https:// hubs.
+    pub ca_file: Option<PathBuf>,
+    /// Invites may go to public http:// hubs.
+    pub allow_insecure: bool,
 }
 
 /// Refuses an API address others could reach.
@@ -53,7 +57,7 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let dir = &opts.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| DaemonError::io(dir, e))?;
     let token = files::ensure_token(dir).map_err(|e| DaemonError::io(dir, e))?;
-    let engine = start_engine(dir).await?;
+    let engine = start_engine(dir, &opts).await?;
     let served = serve(&opts, engine.clone(), token).await;
     tracing::info!("stopping the engine");
     if tokio::time::timeout(ENGINE_STOP, engine.shutdown())
@@ -66,8 +70,11 @@ pub async fn run(opts: RunOptions) -> Result<(), DaemonError> {
     served
 }
 
-async fn start_engine(dir: &Path) -> Result<Engine, DaemonError> {
-    match Engine::start(EngineConfig::new(dir)).await {
+async fn start_engine(dir: &Path, opts: &RunOptions) -> Result<Engine, DaemonError> {
+    let mut config = EngineConfig::new(dir);
+    config.ca_file = opts.ca_file.clone();
+    config.allow_insecure = opts.allow_insecure;
+    match Engine::start(config).await {
         Ok(e) => Ok(e),
         Err(e @ EngineError::DataDirInUse(_)) => {
             let running = match files::read_api_info(dir) {

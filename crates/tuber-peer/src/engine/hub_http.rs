@@ -12,6 +12,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 
 use crate::http_body::BodyError;
+use crate::tls::{error_chain, TlsTrust};
 use tuber_proto::limits::{MAX_MANIFEST_BYTES, MAX_PIECE_SIZE};
 use tuber_proto::{Manifest, ManifestId, PieceHash, SwarmDescriptor};
 
@@ -41,25 +42,20 @@ pub enum HubHttpError {
 /// A pooled HTTP client for one engine (all swarms).
 #[derive(Clone)]
 pub struct HubHttp {
-    client: Client<HttpConnector, Empty<Bytes>>,
-}
-
-impl Default for HubHttp {
-    fn default() -> Self {
-        Self::new()
-    }
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl HubHttp {
-    /// A client with a 5 s connect timeout and a small idle pool.
-    pub fn new() -> Self {
+    /// A client with a 5 s connect timeout and a small idle pool, trusting
+    /// what `tls` trusts for `https://` hubs.
+    pub fn new(tls: &TlsTrust) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(8)
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .build(tls.https_connector(connector));
         Self { client }
     }
 
@@ -121,13 +117,18 @@ impl HubHttp {
             why: e.to_string(),
         };
         let uri: http::Uri = url.parse().map_err(|e| http_err(&e))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(http_err(&"only http hubs are supported so far"));
+        // The descriptor's URLs were checked to be on the joined origin.
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(http_err(&"not an http(s) URL"));
         }
         let req = http::Request::get(uri)
             .body(Empty::new())
             .map_err(|e| http_err(&e))?;
-        let resp = self.client.request(req).await.map_err(|e| http_err(&e))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| http_err(&error_chain(&e)))?;
         if resp.status() != http::StatusCode::OK {
             return Err(HubHttpError::Status {
                 url: url.to_string(),

@@ -48,6 +48,7 @@ use crate::budget::{Budgets, Rate};
 use crate::identity::{Identity, IdentityError};
 use crate::meter::{HistorySnapshot, Meter, MeterSnapshot};
 use crate::swarm_client::{Invite, JoinError, SwarmClient};
+use crate::tls::TlsTrust;
 use crate::transport::RtcConfig;
 
 /// Events buffered per subscriber; a slower one misses the oldest.
@@ -72,6 +73,13 @@ pub struct EngineConfig {
     /// The desktop app asks for less: it must idle small in the tray, and
     /// the OS caches the store's file anyway.
     pub store_cache_bytes: Option<u64>,
+    /// A PEM file of extra CA certificates an `https://` hub's certificate
+    /// may chain to (a private deployment), on top of the bundled Mozilla
+    /// roots and the system's. Default none.
+    pub ca_file: Option<PathBuf>,
+    /// Send invites to `http://` hubs on public addresses, in cleartext.
+    /// Default false: such a join stops with `insecure_invite`.
+    pub allow_insecure: bool,
     /// Test-only "liar" switch: serve every piece with a byte flipped.
     /// Ignored unless built with the `test-hooks` feature.
     pub corrupt_uploads: bool,
@@ -86,6 +94,8 @@ impl EngineConfig {
             agent: format!("tuber-peer/{}", env!("CARGO_PKG_VERSION")),
             initial_settings: Settings::default(),
             store_cache_bytes: None,
+            ca_file: None,
+            allow_insecure: false,
             corrupt_uploads: false,
         }
     }
@@ -100,6 +110,9 @@ pub enum EngineError {
     Store(#[from] tuber_store::StoreError),
     #[error(transparent)]
     Join(#[from] JoinError),
+    /// The extra CA file is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsTrustError),
     #[error("another tuber-peer already uses the data dir {0}")]
     DataDirInUse(String),
     #[error("not joined to {0}")]
@@ -138,6 +151,16 @@ impl Engine {
         })?;
         let paths = Paths::new(&config.data_dir);
         let identity = Arc::new(Identity::load_or_create(&config.data_dir)?);
+        // Reads the system's roots and the CA file: off the async workers.
+        let tls = {
+            let ca_file = config.ca_file.clone();
+            tokio::task::spawn_blocking(move || TlsTrust::load(ca_file.as_deref()))
+                .await
+                .map_err(|e| EngineError::Save {
+                    what: "the TLS trust store",
+                    error: e.to_string(),
+                })??
+        };
         let settings: Settings =
             persist::load(&paths.settings).unwrap_or(config.initial_settings.clone());
         let store = tuber_store::Store::open(&paths.store, {
@@ -176,7 +199,9 @@ impl Engine {
             store,
             rtc: config.rtc,
             agent: config.agent,
-            http: HubHttp::new(),
+            http: HubHttp::new(&tls),
+            tls,
+            allow_insecure: config.allow_insecure,
             paths,
             budgets: Mutex::new(budgets),
             meter: Mutex::new(meter),
@@ -248,6 +273,8 @@ impl Engine {
         let settings = self.settings();
         let mut builder = SwarmClient::builder(url, Arc::clone(&self.shared.identity))
             .agent(self.shared.agent.clone())
+            .tls(self.shared.tls.clone())
+            .allow_insecure(self.shared.allow_insecure)
             .capacity(Capacity {
                 disk_bytes: settings.disk_budget.min((1 << 53) - 1),
                 upload_bps: settings.upload_bps.min((1 << 53) - 1),

@@ -35,6 +35,10 @@ pub struct Shared {
     pub rtc: RtcConfig,
     pub agent: String,
     pub http: HubHttp,
+    /// What `https://` hubs' certificates must chain to.
+    pub tls: crate::tls::TlsTrust,
+    /// Invites may go to public `http://` hubs.
+    pub allow_insecure: bool,
     pub paths: Paths,
     pub budgets: Mutex<Budgets>,
     pub meter: Mutex<Meter>,

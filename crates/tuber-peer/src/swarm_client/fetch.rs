@@ -1,5 +1,5 @@
-//! `GET /.well-known/tuber` (protocol §3): plain HTTP for now, the body
-//! read no further than [`MAX_DESCRIPTOR_BYTES`].
+//! `GET /.well-known/tuber` (protocol §3) over HTTP or HTTPS, the body read
+//! no further than [`MAX_DESCRIPTOR_BYTES`].
 
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use tuber_proto::limits::MAX_DESCRIPTOR_BYTES;
 use tuber_proto::SwarmDescriptor;
 
 use crate::http_body::BodyError;
+use crate::tls::{certificate_problem, error_chain, TlsTrust};
 
 /// Longest the whole descriptor request may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +26,9 @@ pub enum FetchError {
     /// The request failed (connect, protocol).
     #[error("fetching {url}: {why}")]
     Http { url: String, why: String },
+    /// The hub's certificate was refused: `words` says why.
+    #[error("fetching {url}: {words}")]
+    Certificate { url: String, words: String },
     /// Not `200 OK`.
     #[error("fetching {url}: status {status}")]
     Status { url: String, status: u16 },
@@ -45,16 +49,16 @@ pub enum FetchError {
 /// An HTTP client for descriptors. No pooling: one request per join
 /// attempt, and a pooled connection to a restarted hub would only be stale.
 pub struct DescriptorClient {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 impl DescriptorClient {
-    pub fn new() -> Self {
+    pub fn new(tls: &TlsTrust) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(connector);
+            .build(tls.https_connector(connector));
         Self { client }
     }
 
@@ -80,7 +84,15 @@ impl DescriptorClient {
             .header(http::header::ACCEPT, "application/json")
             .body(Empty::new())
             .map_err(|e| http_err(&e))?;
-        let resp = self.client.request(req).await.map_err(|e| http_err(&e))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            match certificate_problem(&e, url.host().unwrap_or_default()) {
+                Some(words) => FetchError::Certificate {
+                    url: shown.to_string(),
+                    words,
+                },
+                None => http_err(&error_chain(&e)),
+            }
+        })?;
         if resp.status() != http::StatusCode::OK {
             return Err(FetchError::Status {
                 url: shown.to_string(),
@@ -137,7 +149,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let bodies = [
                 vec![b' '; MAX_DESCRIPTOR_BYTES + 1],
-                b"{\"version\":2}".to_vec(),
+                b"{\"version\":3}".to_vec(),
             ];
             for (i, body) in bodies.iter().enumerate() {
                 let (mut s, _) = listener.accept().await.unwrap();
@@ -154,7 +166,7 @@ mod tests {
                 let _ = s.write_all(body).await;
             }
         });
-        let client = DescriptorClient::new();
+        let client = DescriptorClient::new(&TlsTrust::bundled());
         let url: http::Uri = format!("http://{addr}/.well-known/tuber").parse().unwrap();
         let err = client.fetch(&url).await.unwrap_err();
         assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
@@ -163,7 +175,7 @@ mod tests {
             matches!(
                 err,
                 FetchError::Descriptor {
-                    source: DescriptorError::UnsupportedVersion(2),
+                    source: DescriptorError::UnsupportedVersion(3),
                     ..
                 }
             ),

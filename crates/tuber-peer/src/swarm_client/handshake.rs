@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream};
 use tuber_proto::descriptor::DescriptorError;
 use tuber_proto::limits::PROTOCOL_VERSION;
 use tuber_proto::signal::{self, ClientToHub, ErrorCode, HubToClient, Role};
@@ -14,6 +15,7 @@ use tuber_proto::{PeerId, SwarmDescriptor};
 
 use super::fetch::FetchError;
 use super::session::{error_msg, retry, send, Ctx, Ended, Ws};
+use crate::tls::{certificate_problem, error_chain};
 
 /// Longest the WebSocket connect and upgrade may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,31 +47,73 @@ pub(super) async fn join(ctx: &mut Ctx) -> Result<(Ws, Arc<SwarmDescriptor>, Wel
                 code: ErrorCode::UnsupportedVersion,
                 message: e.to_string(),
             },
+            FetchError::Certificate { .. } => Ended::Stopped {
+                code: "tls_certificate",
+                message: e.to_string(),
+            },
             e => retry(e.to_string()),
         })?;
-    let url = descriptor.signaling.as_str();
-    if !url
-        .get(..5)
-        .is_some_and(|s| s.eq_ignore_ascii_case("ws://"))
-    {
-        return Err(retry(format!(
-            "signaling URL {url}: only ws:// is supported until TLS lands"
-        )));
+    // A hub may not send this peer (its identity, its invite) elsewhere.
+    if let Err((field, url)) = descriptor.check_origin(&ctx.origin) {
+        return Err(Ended::Stopped {
+            code: "descriptor_refused",
+            message: format!(
+                "the descriptor's {field} URL {url} is not on {}, the site joined; \
+                 a hub may only point this peer at its own origin",
+                ctx.origin
+            ),
+        });
     }
+    let url = descriptor.signaling.as_str();
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE));
-    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    // Plain for ws://, our trust store for wss:// (never tungstenite's own).
+    let connector = Connector::Rustls(ctx.tls.client_config());
+    let connect =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector));
     let mut ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Err(retry(format!("signaling {url}: {e}"))),
+        Ok(Err(e)) => {
+            let host = ctx.well_known.host().unwrap_or_default();
+            return Err(match certificate_problem(&e, host) {
+                Some(words) => Ended::Stopped {
+                    code: "tls_certificate",
+                    message: format!("signaling {url}: {words}"),
+                },
+                None => retry(format!("signaling {url}: {}", error_chain(&e))),
+            });
+        }
         Err(_) => return Err(retry(format!("signaling {url}: no connection in time"))),
     };
+    if ctx.invite.is_some() && !ctx.allow_insecure {
+        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            let to = tcp.peer_addr().ok();
+            if !to.is_some_and(|a| crate::tls::is_private(a.ip())) {
+                let _ = ws.close(None).await;
+                return Err(Ended::Stopped {
+                    code: "insecure_invite",
+                    message: insecure_invite_message(&ctx.origin, to),
+                });
+            }
+        }
+    }
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(ctx, &mut ws, &descriptor)).await {
         Ok(Ok(welcome)) => Ok((ws, Arc::new(descriptor), welcome)),
         Ok(Err(ended)) => Err(ended),
         Err(_) => Err(retry("no welcome from the hub in time")),
     }
+}
+
+/// Why an invite is not sent to `origin` (at `addr`) in cleartext.
+pub(super) fn insecure_invite_message(origin: &str, addr: Option<std::net::SocketAddr>) -> String {
+    let at = addr.map(|a| format!(" ({})", a.ip())).unwrap_or_default();
+    format!(
+        "refusing to send the invite to {origin}{at} in cleartext: it is not a loopback or \
+         private address, so anyone on the way could read the invite and take this peer's \
+         trusted place. Join by the site's https:// URL, or pass --allow-insecure if the \
+         network is yours"
+    )
 }
 
 /// Reads the next signaling message, skipping WebSocket control frames.
@@ -115,7 +159,11 @@ async fn handshake(
     let hello = ClientToHub::Hello {
         version: PROTOCOL_VERSION,
         role: Role::Permanent,
-        proof: Some(settings.identity.sign_hello(&descriptor.swarm_id, &nonce)),
+        proof: Some(
+            settings
+                .identity
+                .sign_hello(&ctx.origin, &descriptor.swarm_id, &nonce),
+        ),
         invite: ctx.invite.as_ref().map(|i| i.expose().to_string()),
         capacity: settings.capacity,
         agent: settings.agent.clone(),

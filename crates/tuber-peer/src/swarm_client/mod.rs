@@ -13,7 +13,10 @@
 //! Structured concurrency: the one task hangs off the handle. Dropping the
 //! handle aborts it; [`SwarmClient::leave`] closes the connection politely.
 //!
-//! Plain `http://` swarm URLs and `ws://` signaling only, until TLS lands.
+//! `https://` swarm URLs with `wss://` signaling, or plain `http://`/`ws://`
+//! (where an invite goes only to a loopback or private address, unless
+//! allowed). Every URL of the descriptor must be on the origin joined, and
+//! the proof in `hello` is bound to that origin (protocol §5.3).
 
 pub mod backoff;
 mod builder;
@@ -101,6 +104,17 @@ pub enum SwarmState {
         /// another protocol version).
         code: ErrorCode,
         /// The hub's explanation.
+        message: String,
+    },
+    /// This peer refused to go on with the hub, for a reason retrying
+    /// cannot fix; the client has stopped. Leave and join again to retry.
+    Stopped {
+        /// `tls_certificate` (the hub's certificate was refused),
+        /// `descriptor_refused` (the descriptor points outside the joined
+        /// origin), `insecure_invite` (the invite would cross a public
+        /// network in cleartext).
+        code: &'static str,
+        /// What happened and what to do, in words.
         message: String,
     },
 }

@@ -48,6 +48,13 @@ pub(super) struct Ctx {
     pub settings: Settings,
     pub fetcher: DescriptorClient,
     pub well_known: http::Uri,
+    /// The origin the user joined: what the proof is bound to, and where
+    /// every URL of the descriptor must be.
+    pub origin: String,
+    /// What `wss://` signaling trusts.
+    pub tls: crate::tls::TlsTrust,
+    /// Send the invite over cleartext to a public address anyway.
+    pub allow_insecure: bool,
     /// Sent in `hello` until a `welcome` shows it was redeemed.
     pub invite: Option<Invite>,
     /// An attempt sent the invite and then got no clear answer, so the hub
@@ -73,6 +80,9 @@ pub(super) enum Ended {
     },
     /// The hub (or the descriptor) said no for good.
     Refused { code: ErrorCode, message: String },
+    /// This peer will not go on: `code` names why (see
+    /// [`SwarmState::Stopped`]), `message` says it in words.
+    Stopped { code: &'static str, message: String },
     /// The handle is leaving.
     Cancelled,
 }

@@ -25,6 +25,12 @@ pub(super) async fn run(mut ctx: Ctx) {
                     .send_replace(SwarmState::Refused { code, message });
                 return;
             }
+            Ended::Stopped { code, message } => {
+                tracing::warn!(code, %message, "not joining this swarm");
+                ctx.state
+                    .send_replace(SwarmState::Stopped { code, message });
+                return;
+            }
             Ended::Retry {
                 error,
                 joined_for,

@@ -23,14 +23,14 @@ pub fn valid_frames() -> Vec<(&'static str, Vec<u8>)> {
         (
             "hello default",
             Frame::Hello {
-                version: 1,
+                version: 2,
                 max_frame: DEFAULT_MAX_FRAME,
             },
         ),
         (
             "hello large",
             Frame::Hello {
-                version: 1,
+                version: 2,
                 max_frame: LARGE_MAX_FRAME,
             },
         ),
@@ -152,7 +152,7 @@ pub fn signal_vectors() -> Vec<(&'static str, &'static str, String)> {
         c2h(
             "hello browser",
             ClientToHub::Hello {
-                version: 1,
+                version: 2,
                 role: Role::Browser,
                 proof: None,
                 invite: None,
@@ -163,10 +163,11 @@ pub fn signal_vectors() -> Vec<(&'static str, &'static str, String)> {
         c2h(
             "hello permanent with invite",
             ClientToHub::Hello {
-                version: 1,
+                version: 2,
                 role: Role::Permanent,
                 proof: Some(TrustProof {
                     public_key: a,
+                    origin: "https://video.example.org".into(),
                     signature: Signature([0x5a; 64]),
                 }),
                 invite: Some("inv_3kT9".into()),
@@ -255,7 +256,7 @@ pub fn signal_vectors() -> Vec<(&'static str, &'static str, String)> {
         h2c(
             "challenge",
             HubToClient::Challenge {
-                version: 1,
+                version: 2,
                 nonce: Nonce::from_bytes(id(0x77)),
             },
         ),
@@ -367,6 +368,26 @@ pub fn invalid_signals() -> Vec<(&'static str, &'static str, String, usize, &'st
             format!(
                 r#"{{"type":"hello","version":1,"role":"browser","agent":"{}"}}"#,
                 "é".repeat(65)
+            ),
+            0,
+            "bad_message",
+        ),
+        (
+            "proof without origin",
+            c,
+            format!(
+                r#"{{"type":"hello","version":2,"role":"permanent","proof":{{"public_key":"{h}","signature":"{}"}}}}"#,
+                "5a".repeat(64)
+            ),
+            0,
+            "bad_message",
+        ),
+        (
+            "proof origin not serialised (trailing slash, default port)",
+            c,
+            format!(
+                r#"{{"type":"hello","version":2,"role":"permanent","proof":{{"public_key":"{h}","origin":"https://video.example.org:443/","signature":"{}"}}}}"#,
+                "5a".repeat(64)
             ),
             0,
             "bad_message",
@@ -506,7 +527,7 @@ pub fn manifests() -> Vec<(&'static str, Manifest)> {
 
 pub fn descriptor() -> SwarmDescriptor {
     SwarmDescriptor {
-        version: 1,
+        version: 2,
         swarm_id: "video.example.org".into(),
         name: "Example Video".into(),
         origin: "https://video.example.org/".into(),
@@ -553,7 +574,7 @@ pub fn invalid_descriptors() -> Vec<(&'static str, String, &'static str)> {
         ("array", "[1]".into(), "not_an_object"),
         (
             "newer version with other fields",
-            r#"{"version":2,"swarm":"x"}"#.into(),
+            r#"{"version":3,"swarm":"x"}"#.into(),
             "unsupported_version",
         ),
         (

@@ -188,6 +188,10 @@ impl SwarmActor {
                     .unwrap_or_else(|| "unknown".into()),
                 message: message.clone(),
             },
+            SwarmState::Stopped { code, message } => SwarmPhase::Error {
+                code: (*code).to_string(),
+                message: message.clone(),
+            },
             #[allow(unreachable_patterns)]
             _ => SwarmPhase::Connecting,
         };
