@@ -45,16 +45,20 @@ ensure_rust() {
 }
 
 # System packages every build needs: a C toolchain for build scripts (sled,
-# brotli, libFuzzer), pkg-config for -sys crates.
+# brotli, libFuzzer), pkg-config for -sys crates; pebble (the RFC 8555 test
+# CA) for the hub's ACME test.
 ensure_build_deps() {
-  ensure_apt build-essential pkg-config ca-certificates
+  ensure_apt build-essential pkg-config ca-certificates pebble
   ensure_rust
 }
 
 # The browser tests: Debian's Chromium (never a downloaded browser), Node and
-# npm, and playwright-core from the lockfile.
+# npm, and playwright-core from the lockfile; nginx, openssl and certutil for
+# the TLS deployment test (nginx in front of the hub, a test CA, an NSS
+# database for Chromium). nginx as the origin and ffmpeg for test media in
+# the first-visit test.
 ensure_browser_deps() {
-  ensure_apt chromium fonts-dejavu-core
+  ensure_apt chromium fonts-dejavu-core nginx-light libnss3-tools openssl ffmpeg
   # Node 18+ from wherever it is installed; Debian's only when there is none.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || ensure_apt nodejs npm
   if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then

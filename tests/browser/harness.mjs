@@ -242,14 +242,20 @@ export async function startHub({ upstream, config = {} }) {
 /**
  * Starts the `tuber-peer` daemon on a temp data dir, joined to the hub with
  * `invite` (so it is trusted). Resolves once its local API listens.
+ * `url` is the swarm URL (default the hub's), `joinAtStart: false` starts it
+ * without `--join` (join later with `peer.join`), `runArgs` are more flags
+ * for `run` and `env` more environment variables.
  */
-export async function startPeerDaemon({ hub, invite }) {
+export async function startPeerDaemon({ hub, invite, url = hub.url, joinAtStart = true, runArgs = [], env = {} }) {
   const data = tempDir('tuber-peer-');
-  const args = ['--data', data, 'run', '--join', hub.url];
-  if (invite) args.push('--invite', invite);
-  args.push('--api', '127.0.0.1:0');
+  const args = ['--data', data, 'run'];
+  if (joinAtStart) {
+    args.push('--join', url);
+    if (invite) args.push('--invite', invite);
+  }
+  args.push(...runArgs, '--api', '127.0.0.1:0');
   const p = await spawnUntil('tuber-peer run', PEER_BIN, args,
-    { ready: /tuber-peer api on (http:\/\/\S+)/, timeoutMs: PEER_START_MS });
+    { ready: /tuber-peer api on (http:\/\/\S+)/, timeoutMs: PEER_START_MS, env });
   const api = p.match[1];
   const token = readFileSync(join(data, 'api.token'), 'utf8').trim();
   const call = (path, init = {}) => httpJson(api + path, {
@@ -266,8 +272,10 @@ export async function startPeerDaemon({ hub, invite }) {
     /** The daemon's status of the hub's swarm. */
     async swarm() {
       const s = await call('/api/status');
-      return { peerId: s.peer_id, swarm: s.swarms.find((w) => w.url.startsWith(hub.url)) ?? s.swarms[0], status: s };
+      return { peerId: s.peer_id, swarm: s.swarms.find((w) => w.url.startsWith(url.replace(/\/$/, ''))) ?? s.swarms[0], status: s };
     },
+    /** Joins `swarmUrl` through the local API (what `tuber-peer join` does). */
+    join: (swarmUrl, joinInvite) => call('/api/swarms', { method: 'POST', body: JSON.stringify({ url: swarmUrl, invite: joinInvite }) }),
     /**
      * Waits until it is joined and trusted, holds every piece assigned to
      * it, and at least `minPieces` are assigned. Resolves to the swarm status.
@@ -323,11 +331,15 @@ export async function startPeerProcess({ hub, path, invite, corrupt = false }) {
 // ---------------------------------------------------------------------------
 // Chromium.
 
-/** Debian's Chromium, headless, allowed to use loopback ICE candidates. */
-export async function launchChromium() {
+/**
+ * Debian's Chromium, headless, allowed to use loopback ICE candidates.
+ * `env` replaces its environment (e.g. a HOME with an NSS database).
+ */
+export async function launchChromium({ env } = {}) {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
+    ...(env ? { env } : {}),
     args: [
       '--no-sandbox',
       '--disable-gpu',
