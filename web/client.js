@@ -37,6 +37,8 @@ const READY_TIMEOUT_MS = 10_000;
  * @property {(value: {degraded: boolean, peerId?: string, reason?: string}) => void} _resolveReady
  * @property {Array<MessageEvent>} _early Service Worker messages that came before this module
  * @property {((e: MessageEvent) => void) | null} _onMessage
+ * @property {() => void} [_restoreMedia] puts back the `src` of media the hub deferred
+ * @property {WeakSet<Element>} [_restoredUnderControl] media whose `src` came back under the Service Worker
  * @property {boolean} [debug]
  */
 
@@ -73,17 +75,25 @@ export async function start(api) {
   // Media elements that started loading before the Service Worker took
   // over (the first visit): Chrome refuses to mix the network's answers for
   // one media resource with the worker's own, so they stay on the network.
+  // Media the hub deferred (data-tuber-src) and tuber.js gave back its
+  // `src` under the worker's control never started on the network.
   /** @type {Set<string>} */
   const nativeMedia = new Set();
+  const restored = api._restoredUnderControl;
   /** @type {Promise<boolean>} */
   const swControl = hasSw
     ? waitForControl(() => {
       for (const el of document.querySelectorAll('video, audio')) {
         const m = /** @type {HTMLMediaElement} */ (el);
+        if (restored?.has(m) || m.hasAttribute('data-tuber-src')) continue;
         if (m.networkState !== HTMLMediaElement.NETWORK_EMPTY && m.currentSrc) nativeMedia.add(m.currentSrc);
       }
     })
     : Promise.resolve(false);
+  // No Service Worker after all: deferred media loads from the network now.
+  swControl.then((ok) => {
+    if (!ok) api._restoreMedia?.();
+  });
 
   // The swarm descriptor: signaling URL, ICE servers, piece size.
   /** @type {import('./proto/descriptor.js').SwarmDescriptor | null} */

@@ -228,3 +228,56 @@ export function looksDistributable(contentType, length, rules = DEFAULT_RULES) {
   const ct = (contentType ?? '').trim().toLowerCase();
   return ct !== '' && rules.content_types.some((p) => ct.startsWith(p));
 }
+
+/**
+ * The path (with query) of a navigation that the Service Worker may answer
+ * as a download fed by peers: a same-origin GET navigation, not to the
+ * hub's own URLs, whose path looks distributable by the rules alone (no
+ * `exclude` matches; an `include` pattern or one of the `extensions`
+ * does), as the hub decides for media in pages. `null` for every other
+ * navigation: pages are never touched. The Service Worker then still needs
+ * a manifest and `isDownload` before it answers.
+ * @param {{method: string, mode: string, url: string}} req
+ * @param {string} ownOrigin the Service Worker's origin
+ * @param {Readonly<Rules>} [rules] the hub's rules (default: its defaults)
+ * @returns {string | null}
+ */
+export function downloadNavigationPath(req, ownOrigin, rules = DEFAULT_RULES) {
+  if (req.method !== 'GET' || req.mode !== 'navigate') return null;
+  let url;
+  try {
+    url = new URL(req.url);
+  } catch {
+    return null;
+  }
+  if (url.origin !== ownOrigin) return null;
+  if (url.pathname.startsWith('/.tuber/') || url.pathname.startsWith('/.well-known/') || url.pathname === '/metrics') {
+    return null;
+  }
+  const path = url.pathname + url.search;
+  if (rules.exclude.some((p) => patternMatches(p, path))) return null;
+  if (rules.include.some((p) => patternMatches(p, path))) return path;
+  return rules.extensions.includes(extensionOf(url.pathname)) ? path : null;
+}
+
+/** Content types browsers show in the tab rather than download (essences, or prefixes ending in `/`). */
+const SHOWN = ['text/', 'image/', 'video/', 'audio/', 'multipart/', 'application/pdf', 'application/xhtml+xml',
+  'application/xml', 'application/json', 'application/javascript', 'application/ecmascript', 'application/x-javascript',
+  'message/'];
+
+/**
+ * Whether a navigation answered with this content type and
+ * `Content-Disposition` becomes a download (which leaves the clicking page
+ * open, so that page can feed it): `attachment`, or a type no browser shows
+ * in the tab. HTML never is.
+ * @param {string | null} contentType
+ * @param {string | null} disposition
+ */
+export function isDownload(contentType, disposition) {
+  const ct = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  if (ct === 'text/html' || ct === 'application/xhtml+xml') return false;
+  if (/^\s*attachment\s*(?:;|$)/i.test(disposition ?? '')) return true;
+  if (ct === '' || !ct.includes('/')) return false;
+  if (ct.endsWith('+xml') || ct.endsWith('+json')) return false;
+  return !SHOWN.some((s) => (s.endsWith('/') ? ct.startsWith(s) : ct === s));
+}

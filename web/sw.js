@@ -7,7 +7,8 @@
 // the controlling page feeds through a MessageChannel (WebRTC cannot run in
 // a Service Worker), honouring Range (206, Content-Range) so that players
 // can seek, and forwarding the player's cancel to the page. Everything else
-// passes through untouched: navigations, non-GET, other origins, the hub's
+// passes through untouched: navigations (except downloads of distributable
+// resources, below), non-GET, other origins, the hub's
 // own /.tuber/ and /.well-known/ URLs, and whatever rules.js does not
 // consider under the hub's rules (read once per worker lifetime from
 // /.tuber/rules; the hub's defaults when that fails). On any failure — no page answering within 2 s, the page gone, a
@@ -16,7 +17,9 @@
 //
 // See client.js for the message protocol.
 
-import { candidatePath, classify, loadRules, looksDistributable } from './rules.js';
+import {
+  candidatePath, classify, DEFAULT_RULES, downloadNavigationPath, isDownload, loadRules, looksDistributable,
+} from './rules.js';
 import { parseRange, responseFor } from './range.js';
 import { decodeManifest } from './proto/manifest.js';
 import { MAX_MANIFEST_BYTES } from './proto/limits.js';
@@ -33,6 +36,8 @@ const LIVENESS_MS = 2000;
 const POSITIVE_TTL_MS = 30_000;
 const NEGATIVE_TTL_MS = 5 * 60_000;
 const ERROR_TTL_MS = 10_000;
+/** Time a clicked download waits for the hub's manifest before it goes to the network. */
+const NAV_MANIFEST_WAIT_MS = 3000;
 /** Answers kept, at most. */
 const MAX_DECISIONS = 1024;
 
@@ -72,6 +77,21 @@ const deciding = new Map();
 
 sw.addEventListener('fetch', (event) => {
   const req = event.request;
+  if (req.mode === 'navigate') {
+    // Downloads by click: only navigations whose path looks distributable
+    // (before the hub's rules are read: by the defaults); pages never.
+    let nav = null;
+    try {
+      nav = downloadNavigationPath(req, sw.location.origin, rules ?? DEFAULT_RULES);
+    } catch {
+      return;
+    }
+    if (nav === null) return;
+    const known = decisions.get(nav);
+    if (known && !known.p2p && known.until > Date.now()) return;
+    event.respondWith(download(event, req, nav));
+    return;
+  }
   /** @type {'skip' | 'ask' | 'probe' | null} */
   let kind = null;
   let path;
@@ -136,6 +156,79 @@ async function answer(event, req, path, kind) {
   } catch {
     return network(req, wrap);
   }
+}
+
+/**
+ * A navigation to a distributable download (a click on a link): answered
+ * with the resource's bytes fed by an open page of this origin (the
+ * clicking page stays open while a download runs), with the origin's
+ * `Content-Disposition`; the network's answer whenever it is not clearly a
+ * download with a manifest, or anything fails before the first byte.
+ * @param {FetchEvent} event @param {Request} req @param {string} path
+ * @returns {Promise<Response>}
+ */
+async function download(event, req, path) {
+  try {
+    const r = await hubRules();
+    if (downloadNavigationPath(req, sw.location.origin, r) !== path) return fetch(req);
+    // A manifest the hub still has to compute may take long for a big
+    // file: the click is not kept waiting (the answer is kept for later).
+    /** @type {Decision | null} */
+    const d = await Promise.race([
+      decide(path, 'ask', req.url, r),
+      new Promise((resolve) => { setTimeout(() => resolve(null), NAV_MANIFEST_WAIT_MS); }),
+    ]);
+    if (!d || !d.p2p) return fetch(req);
+    const m = d.manifest;
+    // The headers a download keeps (its file name), and a check that the
+    // manifest still describes the resource.
+    const head = await fetch(req.url, { method: 'HEAD', credentials: 'same-origin', cache: 'no-store' });
+    const type = head.ok ? head.headers.get('content-type') ?? m.content_type : m.content_type;
+    const disposition = head.ok ? head.headers.get('content-disposition') : null;
+    if (!isDownload(type, disposition) || !isDownload(m.content_type, disposition)) return fetch(req);
+    if (head.ok && !sameVersion(head.headers, m.version)) return fetch(req);
+    const client = await feedingPage(event);
+    if (!client) return fetch(req);
+    const body = await openStream(event, client, req.url, d.text, 0, m.length - 1, false);
+    /** @type {Record<string, string>} */
+    const headers = {
+      'content-type': m.content_type || 'application/octet-stream',
+      'content-length': String(m.length),
+      'x-tuber': 'p2p',
+    };
+    if (disposition) headers['content-disposition'] = disposition;
+    if (/^(?:W\/)?"[^"]*"$/.test(m.version)) headers.etag = m.version;
+    return new Response(body, { status: 200, headers });
+  } catch {
+    return fetch(req);
+  }
+}
+
+/**
+ * Whether a HEAD answer's validator is the manifest's version (or it has
+ * none that could differ).
+ * @param {Headers} h @param {string} version
+ */
+function sameVersion(h, version) {
+  const etag = h.get('etag');
+  if (etag && !etag.startsWith('W/') && /^"/.test(version)) return etag === version;
+  const lm = h.get('last-modified');
+  if (lm && !/^"/.test(version)) return lm === version;
+  return true;
+}
+
+/**
+ * The page that feeds a download: a window of this origin that this worker
+ * controls (a navigation has no client of its own yet), the focused one
+ * first, then a visible one.
+ * @param {FetchEvent} event
+ * @returns {Promise<Client | null>}
+ */
+async function feedingPage(event) {
+  const all = await sw.clients.matchAll({ type: 'window' });
+  const mine = all.filter((c) => c.id !== event.resultingClientId && new URL(c.url).origin === sw.location.origin);
+  const w = /** @type {WindowClient[]} */ (mine);
+  return w.find((c) => c.focused) ?? w.find((c) => c.visibilityState === 'visible') ?? w[0] ?? null;
 }
 
 /**

@@ -12,6 +12,20 @@
 // while the module loads; if the module cannot load, the Service Worker's
 // requests are declined and go to the network. Nothing here throws into
 // the page.
+//
+// First visits: the hub moves the `src` of `<video>`/`<audio>` elements
+// (and of their `<source>` children) whose URL looks distributable to
+// `data-tuber-src`, so they fetch nothing before the Service Worker
+// controls the page. This script puts every such `src` back as soon as it
+// does (`controllerchange`; at once when it already does, on later
+// visits), at once when there is no Service Worker or it cannot be
+// registered or the runtime cannot load, and after MEDIA_DEADLINE_MS in
+// any case (then the media loads from the network, as without Tuber).
+// A media element's `src` goes back as an attribute (which starts its load
+// algorithm; `autoplay` and `preload` take effect then, and a `play()` the
+// page called meanwhile stays pending and resolves); deferred `<source>`s
+// are replaced by copies with `src`, appended in order, which resumes the
+// element's wait for a source without resetting it.
 (() => {
   'use strict';
   /** @type {any} */
@@ -37,9 +51,87 @@
     /** @type {((e: MessageEvent) => void) | null} */
     _onMessage: null,
     _failed: false,
+    /** Puts back the `src` of media the hub deferred (client.js calls it when the Service Worker cannot register). */
+    _restoreMedia: () => {},
+    /** @type {WeakSet<Element>} media whose `src` came back while the Service Worker controlled the page */
+    _restoredUnderControl: new WeakSet(),
   };
   w.__tuber = api;
   setTimeout(() => resolveReady({ degraded: true, reason: 'timeout' }), 10000);
+
+  // ---- Deferred media (data-tuber-src) ----------------------------------
+  const DEFERRED_ATTR = 'data-tuber-src';
+  const MEDIA_DEADLINE_MS = 4000;
+  /** Media elements given back their `src` while the Service Worker controlled the page. */
+  const underControl = new WeakSet();
+  let mediaDue = false;
+  /** @param {Element | null} el @returns {el is HTMLMediaElement} */
+  const isMedia = (el) => !!el && (el.localName === 'video' || el.localName === 'audio');
+  const controlled = () => {
+    try {
+      return !!navigator.serviceWorker.controller;
+    } catch {
+      return false;
+    }
+  };
+  /** Puts back every deferred `src` (idempotent; later calls only see what is left). */
+  const restoreMedia = () => {
+    mediaDue = true;
+    try {
+      const under = 'serviceWorker' in navigator && controlled();
+      /** @type {Map<HTMLMediaElement, Array<[Element, string]>>} */
+      const sources = new Map();
+      for (const el of Array.from(document.querySelectorAll('[' + DEFERRED_ATTR + ']'))) {
+        const url = el.getAttribute(DEFERRED_ATTR) ?? '';
+        el.removeAttribute(DEFERRED_ATTR);
+        if (isMedia(el)) {
+          // A page script may have set a src meanwhile: it wins.
+          if (!el.hasAttribute('src')) el.setAttribute('src', url);
+          if (under) underControl.add(el);
+        } else if (el.localName === 'source' && isMedia(el.parentElement) && !el.parentElement.hasAttribute('src')) {
+          const media = el.parentElement;
+          const list = sources.get(media) ?? [];
+          list.push([el, url]);
+          sources.set(media, list);
+        } else if (!el.hasAttribute('src')) {
+          el.setAttribute('src', url);
+        }
+      }
+      for (const [media, list] of sources) {
+        if (under) underControl.add(media);
+        for (const [el, url] of list) {
+          const copy = /** @type {Element} */ (el.cloneNode(true));
+          copy.setAttribute('src', url);
+          el.remove();
+          media.appendChild(copy);
+        }
+      }
+    } catch (e) {
+      console.debug('tuber: deferred media not restored:', e);
+    }
+  };
+  api._restoreMedia = restoreMedia;
+  api._restoredUnderControl = underControl;
+  // With a non-deferred script, elements parsed after it are restored too.
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', () => { if (mediaDue) restoreMedia(); }, { once: true });
+  }
+  let swUsable = false;
+  try {
+    swUsable = 'serviceWorker' in navigator && !!navigator.serviceWorker;
+  } catch {
+    swUsable = false;
+  }
+  if (!swUsable || controlled()) {
+    restoreMedia();
+  } else {
+    try {
+      navigator.serviceWorker.addEventListener('controllerchange', restoreMedia);
+    } catch {
+      restoreMedia();
+    }
+    setTimeout(restoreMedia, MEDIA_DEADLINE_MS);
+  }
   try {
     api.debug = /(?:^|[?&])tuber-debug(?:=|&|$)/.test(location.search) || localStorage.getItem('tuber-debug') === '1';
   } catch {
@@ -83,6 +175,7 @@
     .then((m) => m.start(api))
     .catch((err) => {
       api._failed = true;
+      restoreMedia();
       for (const e of api._early.splice(0)) decline(e);
       console.debug('tuber: page runtime not started:', err);
       resolveReady({ degraded: true, reason: 'runtime failed to load' });

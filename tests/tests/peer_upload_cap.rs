@@ -8,7 +8,8 @@
 //! the hub's piece endpoint at once. With a working hub, each requester
 //! would finish its resource from the hub within a second or two and the
 //! demand on A would end. So once A is seeded, the origin refuses range
-//! requests (`Origin::refuse_ranges`): the hub cannot give pieces, a piece A
+//! requests (`Origin::refuse_ranges`) and the hub keeps no piece cache: the
+//! hub cannot give pieces, a piece A
 //! answered `busy` fails fast, and the requester goes round again. Each of
 //! the two requesters fetches its own 32 MiB resource in rounds, 250 ms
 //! apart, each round asking A for every piece it still lacks (up to 48 at
@@ -38,7 +39,9 @@ const WINDOW: Duration = Duration::from_secs(6);
 async fn the_upload_cap_holds_while_demand_exceeds_it() {
     init_tracing();
     let origin = Origin::start(&[(R1, LEN, 0xca9_0001), (R2, LEN, 0xca9_0002)]).await;
-    let hub = Hub::start(&origin.url(), |_| {}).await;
+    // No piece cache: the hub must be unable to give pieces once the
+    // origin refuses ranges (see above), or the demand on A would end.
+    let hub = Hub::start(&origin.url(), |c| c.piece_cache_bytes = 0).await;
     let url = hub.url();
     let m1 = hub.manifest(R1).await;
     let m2 = hub.manifest(R2).await;

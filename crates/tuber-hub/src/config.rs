@@ -39,6 +39,10 @@ pub struct HubConfig {
     /// Piece size of manifests, bytes (a power of two, 16 KiB–4 MiB).
     /// Default 262144.
     pub piece_size: u32,
+    /// Memory for the bytes of pieces the hub hashed, so it serves them to
+    /// the first viewers without asking the origin again (least recently
+    /// used first out), bytes. Default 256 MiB; 0 turns it off.
+    pub piece_cache_bytes: u64,
     /// STUN (the Gateway).
     pub stun: StunConfig,
     /// What the hub distributes peer to peer.
@@ -282,6 +286,7 @@ impl Default for HubConfig {
             swarm_id: None,
             name: None,
             piece_size: tuber_proto::limits::DEFAULT_PIECE_SIZE,
+            piece_cache_bytes: crate::manifests::DEFAULT_PIECE_CACHE,
             stun: StunConfig::default(),
             distribute: DistributeConfig::default(),
             planner: PlannerSettings::default(),

@@ -32,6 +32,13 @@ pub struct Gauges {
     pub bans: u64,
     /// Manifests hashed from upstream bytes since start (cache misses).
     pub manifests_computed: u64,
+    /// Of those, hashed from a response the proxy streamed to a viewer.
+    pub manifests_teed: u64,
+    /// Bytes in the piece cache now.
+    pub piece_cache_bytes: u64,
+    /// Piece lookups the cache answered, and not.
+    pub piece_cache_hits: u64,
+    pub piece_cache_misses: u64,
 }
 
 impl Metrics {
@@ -67,6 +74,27 @@ impl Metrics {
             "counter",
             "Manifests hashed from upstream bytes.",
             &[("", g.manifests_computed)],
+        );
+        metric(
+            "tuber_manifests_teed_total",
+            "counter",
+            "Manifests hashed from a response streamed to a viewer (no extra origin read).",
+            &[("", g.manifests_teed)],
+        );
+        metric(
+            "tuber_piece_cache_bytes",
+            "gauge",
+            "Bytes of hashed pieces the hub keeps to serve without the origin.",
+            &[("", g.piece_cache_bytes)],
+        );
+        metric(
+            "tuber_piece_cache_lookups_total",
+            "counter",
+            "Piece endpoint lookups in the piece cache, by result.",
+            &[
+                ("{result=\"hit\"}", g.piece_cache_hits),
+                ("{result=\"miss\"}", g.piece_cache_misses),
+            ],
         );
         metric(
             "tuber_pieces_served_total",
@@ -114,8 +142,14 @@ mod tests {
             trusted: 1,
             bans: 0,
             manifests_computed: 2,
+            manifests_teed: 1,
+            piece_cache_bytes: 4096,
+            piece_cache_hits: 5,
+            piece_cache_misses: 6,
         });
         assert!(text.contains("tuber_manifests_computed_total 2\n"));
+        assert!(text.contains("tuber_manifests_teed_total 1\n"));
+        assert!(text.contains("tuber_piece_cache_lookups_total{result=\"miss\"} 6\n"));
         assert!(text.contains("tuber_origin_distributable_bytes_total 1234\n"));
         assert!(text.contains("tuber_peers_connected{role=\"browser\"} 3\n"));
         assert!(text.contains("# TYPE tuber_bans gauge\n"));

@@ -84,9 +84,9 @@ impl From<ManifestServiceError> for ApiError {
         let status = match &e {
             ManifestServiceError::BadPath(_) => StatusCode::BAD_REQUEST,
             ManifestServiceError::Upstream(s) if s.is_client_error() => *s,
-            ManifestServiceError::Upstream(_) | ManifestServiceError::Unreachable(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            ManifestServiceError::Upstream(_)
+            | ManifestServiceError::Unreachable(_)
+            | ManifestServiceError::Abandoned => StatusCode::BAD_GATEWAY,
             ManifestServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ManifestServiceError::UnknownPiece => StatusCode::NOT_FOUND,
             ManifestServiceError::Changed => StatusCode::CONFLICT,
@@ -348,8 +348,13 @@ fn javascript(
 
 /// `GET /metrics`
 pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
+    let (piece_cache_hits, piece_cache_misses) = state.manifests.cache().hits_and_misses();
     let gauges = Gauges {
         manifests_computed: state.manifests.computed(),
+        manifests_teed: state.manifests.teed(),
+        piece_cache_bytes: state.manifests.cache().bytes(),
+        piece_cache_hits,
+        piece_cache_misses,
         ..state.swarm.gauges().await
     };
     (

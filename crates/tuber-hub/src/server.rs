@@ -181,7 +181,13 @@ pub async fn run_with(
             .map_err(|e| HubError::Config(e.to_string()))?
             .map_err(|e| HubError::Config(e.to_string()))?
     };
-    let manifests = Manifests::new(upstream.clone(), config.piece_size, db.clone(), &tls);
+    let manifests = Manifests::with_cache(
+        upstream.clone(),
+        config.piece_size,
+        db.clone(),
+        &tls,
+        config.piece_cache_bytes,
+    );
 
     let rules = Rules::new(&config.distribute);
     let (seen_tx, seen_rx) = mpsc::channel(1024);
@@ -194,6 +200,7 @@ pub async fn run_with(
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             public_origin: Some(public_url.clone()),
             origin_bytes: Some(Arc::clone(&metrics.origin_distributable_bytes)),
+            manifests: Some(manifests.clone()),
         },
         seen_tx,
     )
@@ -327,6 +334,12 @@ async fn publish_seen(
             item = seen.recv() => item,
         };
         let Some(item) = item else { break };
+        // A playlist's entries become distributable when first requested:
+        // hashing every segment a VOD playlist lists, watched or not, would
+        // make the origin send what nobody asked for.
+        if item.reason == crate::proxy::SeenReason::Playlist {
+            continue;
+        }
         if recent
             .get(&item.path)
             .is_some_and(|t| t.elapsed() < RECHECK)
@@ -339,7 +352,7 @@ async fn publish_seen(
         recent.insert(item.path.clone(), Instant::now());
         let got = tokio::select! {
             () = cancel.cancelled() => break,
-            got = state.manifests.get(&item.path) => got,
+            got = state.manifests.get_or_wait(&item.path) => got,
         };
         match got {
             Ok(m) => state.publish(&m).await,

@@ -89,7 +89,9 @@ async fn manifests_match_the_upstream_and_follow_its_version() {
     let (base, server) = start_upstream(Arc::clone(&up)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let service = Manifests::new(base.parse().expect("uri"), 262_144, db, &tls());
+    // No piece cache here: this test is about what the upstream's bytes
+    // make (the cache's own test is below).
+    let service = Manifests::with_cache(base.parse().expect("uri"), 262_144, db, &tls(), 0);
 
     let timeout = |f| tokio::time::timeout(Duration::from_secs(20), f);
     let m = timeout(service.get("/video.mp4"))
@@ -163,4 +165,33 @@ async fn an_unreachable_upstream_is_a_clear_error() {
     );
     let err = service.get("/x").await.expect_err("down");
     assert!(matches!(err, ManifestServiceError::Unreachable(_)), "{err}");
+}
+
+#[tokio::test]
+async fn hashed_pieces_are_served_from_the_cache_without_the_upstream() {
+    let up = Arc::new(Upstream::default());
+    let data = bytes(3, 2 * 1024 * 1024 + 777);
+    *up.body.lock().expect("lock") = (data.clone(), Some("\"v1\"".into()));
+    let (base, server) = start_upstream(Arc::clone(&up)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = HubDb::open(dir.path()).expect("db");
+    let service = Manifests::with_cache(base.parse().expect("uri"), 262_144, db, &tls(), 8 << 20);
+    let m = service.get("/video.mp4").await.expect("manifest");
+    assert_eq!(up.gets.load(Ordering::SeqCst), 1);
+    for (i, p) in m.pieces.iter().enumerate() {
+        let piece = service.fetch_piece(p).await.expect("piece");
+        let (off, len) = m.piece_range(i).expect("range");
+        assert_eq!(&piece[..], &data[off as usize..off as usize + len as usize]);
+    }
+    assert_eq!(
+        up.gets.load(Ordering::SeqCst),
+        1,
+        "every piece came from the bytes hashed for the manifest"
+    );
+    assert_eq!(service.cache().bytes(), data.len() as u64);
+    assert_eq!(
+        service.cache().hits_and_misses(),
+        (m.pieces.len() as u64, 0)
+    );
+    server.abort();
 }

@@ -18,6 +18,7 @@ use crate::Rng;
 struct Resource {
     bytes: Bytes,
     etag: HeaderValue,
+    content_type: &'static str,
 }
 
 struct Inner {
@@ -39,14 +40,50 @@ impl Origin {
     /// [`Rng::new(seed)`](crate::Rng), `application/octet-stream`, a strong
     /// ETag. Paths should end in `.bin` (distributable by default).
     pub async fn start(resources: &[(&str, usize, u64)]) -> Self {
-        let resources = resources
+        Self::start_with_texts(resources, &[]).await
+    }
+
+    /// As [`start`](Self::start), plus text documents `(path, text)`
+    /// (`.m3u8` as an HLS playlist, anything else as text/plain).
+    pub async fn start_with_texts(
+        resources: &[(&str, usize, u64)],
+        texts: &[(&str, &str)],
+    ) -> Self {
+        let mut all: HashMap<String, Resource> = resources
             .iter()
             .map(|&(path, len, seed)| {
                 let etag = HeaderValue::from_str(&format!("\"{seed:x}-{len}\"")).expect("etag");
                 let bytes = Bytes::from(Rng::new(seed).bytes(len));
-                (path.to_string(), Resource { bytes, etag })
+                let content_type = "application/octet-stream";
+                (
+                    path.to_string(),
+                    Resource {
+                        bytes,
+                        etag,
+                        content_type,
+                    },
+                )
             })
             .collect();
+        for (i, &(path, text)) in texts.iter().enumerate() {
+            let etag =
+                HeaderValue::from_str(&format!("\"text-{i}-{}\"", text.len())).expect("etag");
+            let content_type = if path.ends_with(".m3u8") {
+                "application/vnd.apple.mpegurl"
+            } else {
+                "text/plain"
+            };
+            let bytes = Bytes::copy_from_slice(text.as_bytes());
+            all.insert(
+                path.to_string(),
+                Resource {
+                    bytes,
+                    etag,
+                    content_type,
+                },
+            );
+        }
+        let resources = all;
         let inner = Arc::new(Inner {
             resources,
             refuse_ranges: AtomicBool::new(false),
@@ -132,7 +169,7 @@ async fn serve(
     };
     let mut resp = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_TYPE, r.content_type)
         .header(header::CONTENT_LENGTH, body.len())
         .header(header::ETAG, r.etag.clone())
         .header(header::ACCEPT_RANGES, "bytes");

@@ -136,6 +136,17 @@ impl Rules {
             && (self.type_qualifies(content_type) || self.extension_qualifies(path_and_query))
     }
 
+    /// Whether `path_and_query` looks distributable from its path alone,
+    /// before any response is seen (content type and length unknown): not
+    /// excluded, and matched by an `include` pattern or of one of the
+    /// `extensions`. The hub uses it to defer media elements in the pages it
+    /// proxies (see `inject`), as `web/rules.js` asks about such paths.
+    pub fn path_looks_distributable(&self, path_and_query: &str) -> bool {
+        !self.is_excluded(path_and_query)
+            && (self.include.iter().any(|p| p.matches(path_and_query))
+                || self.extension_qualifies(path_and_query))
+    }
+
     /// Whether an `exclude` pattern matches; playlist segments are checked
     /// against it too.
     pub fn is_excluded(&self, path_and_query: &str) -> bool {
@@ -301,6 +312,24 @@ mod tests {
         assert_eq!(extension("/a/B.MP4?x=y.txt").as_deref(), Some("mp4"));
         assert_eq!(extension("/a.b/c"), None);
         assert_eq!(extension("/.hidden"), None);
+    }
+
+    #[test]
+    fn paths_that_look_distributable() {
+        let config = DistributeConfig {
+            include: vec!["/live/*".into()],
+            exclude: vec!["/private/*".into(), "*?token=*".into()],
+            ..DistributeConfig::default()
+        };
+        let rules = Rules::new(&config);
+        assert!(rules.path_looks_distributable("/media/clip.mp4"));
+        assert!(rules.path_looks_distributable("/media/CLIP.MP4?v=2"));
+        assert!(rules.path_looks_distributable("/live/stream"));
+        assert!(rules.path_looks_distributable("/files/pkg.zip"));
+        assert!(!rules.path_looks_distributable("/page.html"));
+        assert!(!rules.path_looks_distributable("/watch?id=3"));
+        assert!(!rules.path_looks_distributable("/private/clip.mp4"));
+        assert!(!rules.path_looks_distributable("/clip.mp4?token=abc"));
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub use playlist::{hls_segment_uris, PlaylistKind};
 pub use report::{SeenReason, SeenResource};
 
 use crate::config::DistributeConfig;
+use crate::manifests::{Manifests, Tee, TeeBody};
 use crate::upstream_client::{self, UpstreamClient, UpstreamTls};
 use decode::Coding;
 use forward::Target;
@@ -82,6 +83,9 @@ pub struct ProxySettings {
     /// Counts the body bytes of distributable responses as they stream to
     /// clients (the origin's share of the traffic peers could have carried).
     pub origin_bytes: Option<Arc<AtomicU64>>,
+    /// Hashes a distributable response as it streams to its viewer (the
+    /// first one), so the hub need not download it again for its manifest.
+    pub manifests: Option<Manifests>,
 }
 
 /// Why a proxy could not be built.
@@ -116,6 +120,7 @@ struct Inner {
     script_tag: Arc<str>,
     public_origin: Option<String>,
     origin_bytes: Option<Arc<AtomicU64>>,
+    manifests: Option<Manifests>,
     reporter: Reporter,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -177,6 +182,7 @@ impl Proxy {
                 script_tag: Arc::from(settings.script_tag.as_str()),
                 public_origin: public_origin.map(|(_, shown)| shown),
                 origin_bytes: settings.origin_bytes.clone(),
+                manifests: settings.manifests.clone(),
                 reporter: Reporter {
                     seen,
                     rules: Arc::new(Rules::new(&settings.distribute)),
@@ -300,14 +306,29 @@ impl Proxy {
                 >())
             } else {
                 let stream = decode::body_stream(body);
-                Body::from_stream(inject::inject(coding, stream, inner.script_tag.clone()))
+                // First visits: media in the page waits for the Service Worker.
+                let media = inject::MediaDefer::for_page(
+                    Arc::clone(rules),
+                    path,
+                    Arc::clone(&inner.reporter.own_origins),
+                    headers,
+                );
+                Body::from_stream(inject::inject(
+                    coding,
+                    stream,
+                    inner.script_tag.clone(),
+                    media,
+                ))
             }
         } else {
             let mut counted = false;
+            let mut tee = None;
             if distributable::eligible(method, status) {
                 let length = distributable::full_length(status, headers);
                 if rules.is_distributable(path, &content_type, length) {
                     counted = true;
+                    // Before the report, so the publisher waits for it.
+                    tee = self.tee_for(path, status, headers, &content_type, length);
                     inner.reporter.report(SeenResource {
                         path: path.to_string(),
                         content_type: content_type.clone(),
@@ -330,7 +351,10 @@ impl Proxy {
                     );
                     Body::new(playlist::Tee::new(body, playlist::PLAYLIST_LIMIT, read))
                 }
-                _ => Body::new(body),
+                _ => match tee {
+                    Some(tee) => Body::new(TeeBody::new(body, tee)),
+                    None => Body::new(body),
+                },
             };
             match (&inner.origin_bytes, counted) {
                 (Some(counter), true) => {
@@ -345,6 +369,37 @@ impl Proxy {
                 _ => out,
             }
         }
+    }
+}
+
+impl Proxy {
+    /// A tee for a distributable response that is the whole resource, as
+    /// stored (no content coding), with a version: 200, or 206 for the
+    /// whole range (a player's `Range: bytes=0-`).
+    fn tee_for(
+        &self,
+        path: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        content_type: &str,
+        length: Option<u64>,
+    ) -> Option<Tee> {
+        let manifests = self.inner.manifests.as_ref()?;
+        let length = length?;
+        if headers.contains_key(header::CONTENT_ENCODING) {
+            return None;
+        }
+        if status == StatusCode::PARTIAL_CONTENT {
+            let range = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+            let whole = format!("bytes 0-{}/{length}", length.checked_sub(1)?);
+            if range.trim() != whole {
+                return None;
+            }
+        } else if status != StatusCode::OK {
+            return None;
+        }
+        let version = distributable::version(headers)?;
+        manifests.tee(path, &version, content_type, length)
     }
 }
 
@@ -375,6 +430,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             public_origin: public_origin.map(str::to_string),
             origin_bytes: None,
+            manifests: None,
         }
     }
 

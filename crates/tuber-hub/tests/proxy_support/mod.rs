@@ -108,6 +108,7 @@ pub fn settings(upstream: SocketAddr) -> ProxySettings {
         connect_timeout: Duration::from_secs(2),
         public_origin: None,
         origin_bytes: None,
+        manifests: None,
     }
 }
 

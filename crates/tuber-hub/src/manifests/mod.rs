@@ -10,6 +10,22 @@
 //!
 //! Every manifest computed or loaded is indexed piece hash → (path, offset,
 //! length), which is what the piece endpoint serves from.
+//!
+//! **The origin sends each byte once.** Hashing runs on a blocking thread
+//! ([`hasher`]) and keeps every piece it hashed in a bounded piece cache
+//! ([`cache`]), which the piece endpoint serves from before it asks the
+//! origin; a distributable response the proxy streams to a viewer is hashed
+//! as it passes ([`tee`]), so the hub does not download it again to make its
+//! manifest. At most [`MAX_COMPUTING`] bodies are hashed at once, and a body
+//! that stalls for [`BODY_IDLE`] is given up.
+//!
+//! - `cache.rs` — the piece cache (LRU, bounded in bytes).
+//! - `hasher.rs` — piece hashing on a blocking thread, filling the cache.
+//! - `tee.rs` — hashing what the proxy streams.
+
+mod cache;
+mod hasher;
+mod tee;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,15 +33,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
-use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::sync::Semaphore;
 use tuber_proto::limits::{MAX_PATH_LEN, MAX_PIECES};
 use tuber_proto::{Manifest, PieceHash};
 
+pub use cache::PieceCache;
+pub use tee::{Tee, TeeBody};
+
 use crate::db::HubDb;
 use crate::upstream_client::{self, UpstreamClient, UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
+use hasher::HashJob;
+
+/// Bodies hashed at once, at most (the hub's own reads and teed responses
+/// together): a burst of requests for new resources cannot make the hub
+/// read the whole site at once.
+pub const MAX_COMPUTING: usize = 4;
+/// A body that sends nothing for this long is given up.
+pub const BODY_IDLE: Duration = Duration::from_secs(30);
+/// How long a viewer's manifest request waits for a response being teed
+/// before the hub reads the resource itself.
+pub const TEE_GRACE: Duration = Duration::from_secs(2);
+/// The piece cache's size unless configured.
+pub const DEFAULT_PIECE_CACHE: u64 = 256 * 1024 * 1024;
 
 /// How long a manifest of a resource without ETag or Last-Modified is reused.
 pub const UNVALIDATED_TTL: Duration = Duration::from_secs(60);
@@ -56,6 +88,9 @@ pub enum ManifestServiceError {
     /// The upstream's bytes no longer hash to the piece: the resource changed.
     #[error("the resource changed upstream; fetch its manifest again")]
     Changed,
+    /// The response being hashed as it passed ended early (its viewer left).
+    #[error("the response being hashed ended early")]
+    Abandoned,
 }
 
 /// Where a piece lives in the upstream's resource.
@@ -71,12 +106,21 @@ pub struct PieceLocation {
     pub length: u32,
 }
 
-type Shared = Arc<OnceCell<Result<Arc<Manifest>, ManifestServiceError>>>;
+/// A computation many requests may wait for.
+type Computation = Shared<BoxFuture<'static, Result<Arc<Manifest>, ManifestServiceError>>>;
 
 /// The manifest service. Cheap to clone.
 #[derive(Clone)]
 pub struct Manifests {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Manifests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifests")
+            .field("upstream", &self.inner.upstream)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -85,18 +129,41 @@ struct Inner {
     db: HubDb,
     client: UpstreamClient<Empty<Bytes>>,
     /// Computations in flight, by (path, version).
-    inflight: Mutex<HashMap<(String, String), Shared>>,
+    inflight: Mutex<HashMap<(String, String), Computation>>,
+    /// Responses being hashed as the proxy streams them, by (path,
+    /// version). Only the background publisher waits for these: a viewer's
+    /// manifest request must not wait for another viewer's playback.
+    teeing: Mutex<HashMap<(String, String), Computation>>,
+    /// The version of each path's manifest made or loaded (bounded).
+    current: Mutex<HashMap<String, String>>,
+    /// Bodies being hashed.
+    computing: Arc<Semaphore>,
+    /// Piece bytes hashed, for the piece endpoint.
+    cache: Arc<PieceCache>,
     /// Manifests of resources without validators: path → (made at, manifest).
     unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
     pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
     /// Manifests hashed from upstream bytes (cache misses), for `/metrics`.
     computed: AtomicU64,
+    /// Of those, hashed from a response the proxy streamed.
+    teed: AtomicU64,
 }
 
 impl Manifests {
     /// A service for the upstream at `upstream` (an `http://` or `https://`
     /// origin), trusting `tls` for the latter.
     pub fn new(upstream: Uri, piece_size: u32, db: HubDb, tls: &UpstreamTls) -> Self {
+        Self::with_cache(upstream, piece_size, db, tls, DEFAULT_PIECE_CACHE)
+    }
+
+    /// As [`new`](Self::new), with a piece cache of `cache_bytes`.
+    pub fn with_cache(
+        upstream: Uri,
+        piece_size: u32,
+        db: HubDb,
+        tls: &UpstreamTls,
+        cache_bytes: u64,
+    ) -> Self {
         let client = upstream_client::client(tls, DEFAULT_CONNECT_TIMEOUT);
         Self {
             inner: Arc::new(Inner {
@@ -105,9 +172,14 @@ impl Manifests {
                 db,
                 client,
                 inflight: Mutex::new(HashMap::new()),
+                teeing: Mutex::new(HashMap::new()),
+                current: Mutex::new(HashMap::new()),
+                computing: Arc::new(Semaphore::new(MAX_COMPUTING)),
+                cache: Arc::new(PieceCache::new(cache_bytes)),
                 unvalidated: Mutex::new(HashMap::new()),
                 pieces: Mutex::new(HashMap::new()),
                 computed: AtomicU64::new(0),
+                teed: AtomicU64::new(0),
             }),
         }
     }
@@ -115,6 +187,16 @@ impl Manifests {
     /// How many manifests were hashed from upstream bytes since start.
     pub fn computed(&self) -> u64 {
         self.inner.computed.load(Ordering::Relaxed)
+    }
+
+    /// How many of those were hashed from a response the proxy streamed.
+    pub fn teed(&self) -> u64 {
+        self.inner.teed.load(Ordering::Relaxed)
+    }
+
+    /// The piece cache (for `/metrics`).
+    pub fn cache(&self) -> &PieceCache {
+        &self.inner.cache
     }
 
     /// Where piece `hash` is, if a manifest listing it was made or served.
@@ -128,6 +210,9 @@ impl Manifests {
         let loc = self
             .locate(hash)
             .ok_or(ManifestServiceError::UnknownPiece)?;
+        if let Some(bytes) = self.inner.cache.get(hash) {
+            return Ok(bytes);
+        }
         let last = loc.offset + u64::from(loc.length) - 1;
         let range = format!("bytes={}-{last}", loc.offset);
         let resp = self.upstream(Method::GET, &loc.path, Some(&range)).await?;
@@ -163,11 +248,29 @@ impl Manifests {
             lock(&self.inner.pieces).remove(hash);
             return Err(ManifestServiceError::Changed);
         }
-        Ok(Bytes::from(out))
+        let out = Bytes::from(out);
+        self.inner.cache.insert(*hash, out.clone());
+        Ok(out)
     }
 
     /// The current manifest of `path`.
     pub async fn get(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        self.get_inner(path, false).await
+    }
+
+    /// As [`get`](Self::get), but also waits for a response the proxy is
+    /// hashing as it streams it (for the background publisher: a tee ends
+    /// when its viewer has read the whole body, and a viewer's manifest
+    /// request must not wait for another viewer's playback).
+    pub async fn get_or_wait(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        self.get_inner(path, true).await
+    }
+
+    async fn get_inner(
+        &self,
+        path: &str,
+        wait_for_tee: bool,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
         check_path(path)?;
         let version = self.upstream_version(path).await?;
         let Some(version) = version else {
@@ -184,31 +287,74 @@ impl Manifests {
             self.index(&m);
             return Ok(m);
         }
-        let cell = {
-            let mut inflight = lock(&self.inner.inflight);
-            inflight
-                .entry((path.to_string(), version.clone()))
-                .or_default()
-                .clone()
-        };
-        let result = cell
-            .get_or_init(|| async {
-                let m = self.compute(path).await?;
-                let db = self.inner.db.clone();
-                let stored = Arc::clone(&m);
-                tokio::task::spawn_blocking(move || db.store_manifest(&stored))
-                    .await
-                    .map_err(|e| ManifestServiceError::Db(e.to_string()))?
-                    .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
-                Ok(m)
-            })
-            .await
-            .clone();
-        lock(&self.inner.inflight).remove(&(path.to_string(), version));
-        if let Ok(m) = &result {
-            self.index(m);
+        let key = (path.to_string(), version.clone());
+        let teeing = lock(&self.inner.teeing).get(&key).cloned();
+        if let Some(tee) = teeing {
+            // The publisher waits for the whole stream; a viewer only for a
+            // tee about to end (its bytes all sent), not for another
+            // viewer's playback.
+            let grace = if wait_for_tee {
+                BODY_IDLE * 4
+            } else {
+                TEE_GRACE
+            };
+            if let Ok(Ok(m)) = tokio::time::timeout(grace, tee).await {
+                return Ok(m);
+            }
         }
-        result
+        self.computed_once(path, version).await
+    }
+
+    /// The manifest of `path` at `version`: from the database, else from
+    /// one computation shared by every request for it, which runs to its
+    /// end even if they all leave (its bytes are then read anyway).
+    async fn computed_once(
+        &self,
+        path: &str,
+        version: String,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
+        let key = (path.to_string(), version);
+        let computation = {
+            let mut inflight = lock(&self.inner.inflight);
+            if let Some(c) = inflight.get(&key) {
+                c.clone()
+            } else {
+                let this = self.clone();
+                let (p, v) = key.clone();
+                let c: Computation = async move {
+                    let result = this.compute_and_store(&p).await;
+                    lock(&this.inner.inflight).remove(&(p, v));
+                    result
+                }
+                .boxed()
+                .shared();
+                inflight.insert(key.clone(), c.clone());
+                // Driven to its end whoever waits.
+                tokio::spawn(c.clone());
+                c
+            }
+        };
+        computation.await
+    }
+
+    /// Hashes `path` from the upstream, stores and indexes the manifest.
+    async fn compute_and_store(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+        let m = self.compute(path).await?;
+        self.store(&m).await?;
+        Ok(m)
+    }
+
+    /// Keeps a manifest: in the database (by path and version) and the
+    /// piece index.
+    async fn store(&self, m: &Arc<Manifest>) -> Result<(), ManifestServiceError> {
+        let db = self.inner.db.clone();
+        let stored = Arc::clone(m);
+        tokio::task::spawn_blocking(move || db.store_manifest(&stored))
+            .await
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
+        self.index(m);
+        Ok(())
     }
 
     async fn unvalidated(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
@@ -233,6 +379,14 @@ impl Manifests {
     }
 
     fn index(&self, m: &Manifest) {
+        {
+            let mut current = lock(&self.inner.current);
+            // Bounded: forgetting only costs a HEAD and a database read.
+            if current.len() >= 65_536 {
+                current.clear();
+            }
+            current.insert(m.path.clone(), m.version.clone());
+        }
         let mut pieces = lock(&self.inner.pieces);
         for (i, hash) in m.pieces.iter().enumerate() {
             if let Some((offset, length)) = m.piece_range(i) {
@@ -310,18 +464,40 @@ impl Manifests {
             .collect::<String>();
         let piece_size = self.inner.piece_size as usize;
         let max_len = MAX_PIECES as u64 * piece_size as u64;
-        let mut hasher = PieceHasher::new(piece_size);
+        let _permit = Arc::clone(&self.inner.computing)
+            .acquire_owned()
+            .await
+            .map_err(|_| ManifestServiceError::Unreachable("shutting down".into()))?;
+        let mut job = HashJob::start(piece_size, Arc::clone(&self.inner.cache));
         let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
+        loop {
+            let frame = match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+                Err(_) => {
+                    return Err(ManifestServiceError::Unreachable(format!(
+                        "the upstream sent nothing for {BODY_IDLE:?}"
+                    )))
+                }
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?
+                }
+            };
             if let Ok(data) = frame.into_data() {
-                hasher.update(&data);
-                if hasher.length > max_len {
-                    return Err(ManifestServiceError::TooLarge(hasher.length));
+                if job.fed() + data.len() as u64 > max_len {
+                    return Err(ManifestServiceError::TooLarge(
+                        job.fed() + data.len() as u64,
+                    ));
+                }
+                if !job.feed(data).await {
+                    return Err(ManifestServiceError::Unreachable("hashing stopped".into()));
                 }
             }
         }
-        let (length, pieces, whole) = hasher.finish();
+        let hashed = job
+            .finish()
+            .await
+            .ok_or_else(|| ManifestServiceError::Unreachable("hashing failed".into()))?;
+        let (length, pieces, whole) = (hashed.length, hashed.pieces, hashed.whole);
         let version = version.unwrap_or_else(|| format!("sha256:{}", hex::encode(whole)));
         self.inner.computed.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(Manifest {
@@ -332,54 +508,6 @@ impl Manifests {
             piece_size: self.inner.piece_size,
             pieces,
         }))
-    }
-}
-
-/// Hashes a stream piece by piece, and whole.
-struct PieceHasher {
-    piece_size: usize,
-    current: Sha256,
-    in_current: usize,
-    whole: Sha256,
-    pieces: Vec<PieceHash>,
-    length: u64,
-}
-
-impl PieceHasher {
-    fn new(piece_size: usize) -> Self {
-        Self {
-            piece_size,
-            current: Sha256::new(),
-            in_current: 0,
-            whole: Sha256::new(),
-            pieces: Vec::new(),
-            length: 0,
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        self.whole.update(data);
-        self.length += data.len() as u64;
-        while !data.is_empty() {
-            let take = (self.piece_size - self.in_current).min(data.len());
-            self.current.update(&data[..take]);
-            self.in_current += take;
-            data = &data[take..];
-            if self.in_current == self.piece_size {
-                let done = std::mem::take(&mut self.current);
-                self.pieces
-                    .push(PieceHash::from_bytes(done.finalize().into()));
-                self.in_current = 0;
-            }
-        }
-    }
-
-    fn finish(mut self) -> (u64, Vec<PieceHash>, [u8; 32]) {
-        if self.in_current > 0 {
-            self.pieces
-                .push(PieceHash::from_bytes(self.current.finalize().into()));
-        }
-        (self.length, self.pieces, self.whole.finalize().into())
     }
 }
 
@@ -419,22 +547,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn piece_hasher_matches_manifest_build_for_any_chunking() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 256) as u8).collect();
-        let expected = Manifest::build("/x", "a/b", "1", 16384, &data);
-        for chunk in [1usize, 1000, 16384, 16385, 99_999, 200_000] {
-            let mut h = PieceHasher::new(16384);
-            for c in data.chunks(chunk) {
-                h.update(c);
-            }
-            let (len, pieces, whole) = h.finish();
-            assert_eq!(len, data.len() as u64);
-            assert_eq!(pieces, expected.pieces, "chunk {chunk}");
-            assert_eq!(whole, <[u8; 32]>::from(Sha256::digest(&data)));
-        }
-    }
 
     #[test]
     fn paths_are_checked() {
