@@ -11,7 +11,11 @@
 //    control, and a 40 MiB file arrives verified from the permanent peer over
 //    WebRTC; nginx's access log shows the hub sent far less than the file.
 //    Same run: the daemon's join time over TLS against a second hub behind
-//    the same nginx on a plain-HTTP port.
+//    the same nginx on a plain-HTTP port; and the desktop app's core
+//    (`tuber-desktop --hidden`: no window, no display, a private D-Bus
+//    session) joins the same https:// URL with its own invite and
+//    `--ca-file`, becomes trusted, holds its assignments, and stops cleanly
+//    on SIGTERM before Chromium comes.
 // 2. The hub terminating TLS itself, with a certificate from pebble (Debian's
 //    ACME test CA) over HTTP-01; the same peer, Chromium and download, both
 //    trusting pebble's root.
@@ -22,10 +26,11 @@ import { join } from 'node:path';
 import {
   startUpstream, startHub, startPeerDaemon, launchChromium, newClientContext, openClientPage,
   fetchInPage, watchResponses, clientStats, recordFigure, artifactPath, deterministicBytes, sha256Hex,
-  sleep, mbps, MiB, STOP_MS, PREFETCH_MS, HUB_BIN,
+  sleep, mbps, MiB, STOP_MS, PREFETCH_MS, PEER_START_MS, HUB_BIN, DESKTOP_BIN,
 } from './harness.mjs';
 import {
   makeTestCa, nssHome, startNginx, startPebble, startAcmeHub, freePort, labDir, removeLabDir, httpsJsonCa,
+  spawnTracked,
 } from './tls-lab.mjs';
 
 const PATH = '/files/big-40MiB.bin';
@@ -111,6 +116,86 @@ async function permanentPeer(lab, { hub, url, caFile, pieces, label = 'tuber-pee
   const holding = await peer.waitHolding({ minPieces: pieces, timeoutMs: PREFETCH_MS });
   lab.step(`${label}: joined ${url} trusted in ${join.ms.toFixed(1)} ms; holds its ${holding.assigned_held} assigned pieces (${holding.ms} ms)`);
   return { peer, joinMs: join.ms, holding };
+}
+
+/** Resolves to the first match of `re` in `proc`'s output; rejects if it exits or after `timeoutMs`. */
+async function waitOutput(proc, re, timeoutMs) {
+  const t0 = Date.now();
+  for (;;) {
+    const m = re.exec(proc.log.toString());
+    if (m) return m;
+    if (proc.gone) throw new Error(`${proc.name} exited before printing ${re}:\n${proc.log}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${proc.name} did not print ${re} in ${timeoutMs} ms:\n${proc.log}`);
+    await sleep(10);
+  }
+}
+
+/**
+ * The desktop app's core, as its autostart entry starts it (`--hidden`: the
+ * tray, no window) on a private D-Bus session bus (a dbus-daemon of its own,
+ * so nothing autolaunches a bus that outlives the test; no tray host: the
+ * core runs without one), with no DISPLAY, in a fresh HOME, joining `url`
+ * with `invite` and trusting `caFile`. Waits until its API says joined,
+ * trusted, and every assigned piece (at least `pieces`) held; then SIGTERM:
+ * exit 0, the swarm saved, its dirs and the bus gone. Resolves to the times.
+ */
+async function desktopCore(lab, { url, caFile, invite, pieces }) {
+  assert.ok(existsSync(DESKTOP_BIN), `${DESKTOP_BIN} is missing: build it with cargo build -p tuber-desktop (or set TUBER_DESKTOP_BIN)`);
+  const home = lab.tempDir('tuber-desktop-home-');
+  const bus = spawnTracked('dbus-daemon', '/usr/bin/dbus-daemon', ['--session', '--nofork', '--nopidfile', '--print-address=1'],
+    { env: { HOME: home } });
+  lab.defer('dbus-daemon', () => bus.stop());
+  lab.saveLog('dbus-daemon.log', bus.log);
+  const address = (await waitOutput(bus, /^(unix:\S+)$/m, 10_000))[1];
+  const data = join(home, 'data');
+  const t0 = performance.now();
+  const core = spawnTracked('tuber-desktop', DESKTOP_BIN,
+    ['--hidden', '--data', data, '--config', join(home, 'config'), '--ca-file', caFile, '--join', url, '--invite', invite],
+    {
+      env: {
+        HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share'),
+        XDG_RUNTIME_DIR: home, DBUS_SESSION_BUS_ADDRESS: address,
+        DISPLAY: undefined, WAYLAND_DISPLAY: undefined, // unset: the core needs no display
+        RUST_LOG: process.env.RUST_LOG ?? 'info,webrtc=warn,rtc=error',
+      },
+    });
+  lab.defer('tuber-desktop', () => core.stop());
+  lab.saveLog('tuber-desktop.log', core.log);
+  const api = (await waitOutput(core, /tuber-desktop api on (http:\/\/\S+)/, PEER_START_MS))[1];
+  const startMs = performance.now() - t0;
+  const token = readFileSync(join(data, 'api.token'), 'utf8').trim();
+  const status = async () => {
+    const res = await fetch(`${api}/api/status`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+    assert.equal(res.status, 200, '/api/status');
+    return res.json();
+  };
+  let joinMs = null;
+  let w;
+  for (;;) {
+    w = (await status()).swarms.find((s) => s.url.startsWith(url.replace(/\/$/, '')));
+    if (joinMs === null && w?.phase?.state === 'joined' && w.phase.trusted) joinMs = performance.now() - t0 - startMs;
+    if (joinMs !== null && w.assigned_pieces >= pieces && w.assigned_held === w.assigned_pieces) break;
+    if (w?.phase?.state === 'error') throw new Error(`the desktop core could not join ${url}: ${JSON.stringify(w.phase)}\n${core.log}`);
+    if (performance.now() - t0 > PEER_START_MS + PREFETCH_MS) {
+      throw new Error(`the desktop core did not hold ${pieces}+ assigned pieces: ${JSON.stringify(w)}\n${core.log}`);
+    }
+    await sleep(joinMs === null ? 5 : 100);
+  }
+  const holdMs = performance.now() - t0 - startMs;
+  lab.step(`tuber-desktop --hidden: API after ${startMs.toFixed(0)} ms, joined ${url} trusted ${joinMs.toFixed(1)} ms later, holds its ${w.assigned_held} assigned pieces after ${holdMs.toFixed(0)} ms`);
+
+  const s0 = performance.now();
+  process.kill(core.pid, 'SIGTERM');
+  const exit = await Promise.race([core.exited, sleep(STOP_MS).then(() => 'still running')]);
+  assert.deepEqual(exit, { code: 0, signal: null }, `the desktop core exits 0 on SIGTERM:\n${core.log}`);
+  const stopMs = performance.now() - s0;
+  const saved = readFileSync(join(data, 'swarms.json'), 'utf8');
+  assert.ok(saved.includes(new URL(url).host), `the swarm is saved: ${saved}`);
+  assert.ok(!existsSync(join(data, 'api.json')), 'api.json removed at exit');
+  await bus.stop();
+  removeLabDir(home);
+  lab.step(`tuber-desktop: SIGTERM → exit 0 in ${stopMs.toFixed(0)} ms; its dirs and dbus-daemon (pid ${bus.pid}) gone`);
+  return { startMs, joinMs, holdMs, stopMs, assigned: w.assigned_pieces };
 }
 
 /**
@@ -306,6 +391,15 @@ test('TLS behind nginx: test CA, a permanent peer on https://, Chromium trusting
     await other.stop();
   }));
   lab.step('SSL_CERT_FILE: joined; no CA: certificate refused');
+
+  // The desktop app's core on the same https:// URL, trusting the CA by
+  // --ca-file, with its own invite; stopped before Chromium comes, so the
+  // daemon alone serves the download below.
+  const desk = await desktopCore(lab, { url: tlsUrl, caFile: ca.caPem, invite: await hub.invite('desktop core'), pieces: manifest.pieces });
+  recordFigure('desktop core join over TLS (nginx, loopback)', desk.joinMs, 'ms',
+    { from: 'API listening, --join at start', start_ms: Math.round(desk.startMs), holding_ms: Math.round(desk.holdMs),
+      assigned_pieces: desk.assigned, sigterm_exit_ms: Math.round(desk.stopMs) });
+  await peer.waitHolding({ minPieces: manifest.pieces, timeoutMs: PREFETCH_MS });
 
   const { page, docTls } = await trustingVisitor(lab, { home, origin, issuer: ca.caName });
 
