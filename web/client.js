@@ -18,6 +18,7 @@ import { ByteLru } from './lru.js';
 import { Swarm } from './swarm.js';
 import { PieceFetcher, ResourceStream, Stats } from './fetcher.js';
 import { errorText } from './peer.js';
+import { hostPlan, hostScriptURL, hostUpdateViaCache, isTuberScript } from './site-worker.js';
 
 /** Memory for recent verified pieces (served to other peers too). */
 export const CACHE_BYTES = 64 * 1024 * 1024;
@@ -39,6 +40,12 @@ const READY_TIMEOUT_MS = 10_000;
  * @property {((e: MessageEvent) => void) | null} _onMessage
  * @property {() => void} [_restoreMedia] puts back the `src` of media the hub deferred
  * @property {WeakSet<Element>} [_restoredUnderControl] media whose `src` came back under the Service Worker
+ * @property {Array<{href: string, options: any, resolve: (r: any) => void, reject: (e: unknown) => void}>} [_siteCalls]
+ *   the page's own register() calls made before this module ran
+ * @property {((href: string, options: any) => Promise<any>) | null} [_registerSite] handles the page's own register()
+ * @property {((url: string | URL, options?: any) => Promise<any>) | null} [_nativeRegister] the browser's register()
+ * @property {number} [_hostsPending] host registrations under way
+ * @property {boolean} [_hostWanted] a host registration succeeded in this page
  * @property {boolean} [debug]
  */
 
@@ -82,7 +89,7 @@ export async function start(api) {
   const restored = api._restoredUnderControl;
   /** @type {Promise<boolean>} */
   const swControl = hasSw
-    ? waitForControl(() => {
+    ? waitForControl(api, log, () => {
       for (const el of document.querySelectorAll('video, audio')) {
         const m = /** @type {HTMLMediaElement} */ (el);
         if (restored?.has(m) || m.hasAttribute('data-tuber-src')) continue;
@@ -242,27 +249,132 @@ export async function start(api) {
  * Registers the Service Worker (root scope) and waits until it controls
  * this page (`controllerchange` after its `clients.claim()`), at most 10 s.
  * `onTakeover` runs when control arrives during this page's life.
+ *
+ * A site's own worker is hosted, never replaced (site-worker.js): the
+ * page's own `register()` calls (tuber.js hands them here) register the
+ * host in its place, and a site worker already registered for this page
+ * without Tuber (registered before Tuber fronted the site, or by a page
+ * script that ran before tuber.js) is re-registered as a host, classic
+ * first, then as a module. Tuber's own worker is registered only where no
+ * site worker is (a site worker Tuber cannot host, for instance one whose
+ * scope is wider than its directory, keeps its registration, and Tuber
+ * stays out of those pages).
+ * @param {TuberApi} api @param {(...args: unknown[]) => void} log
  * @param {() => void} onTakeover
- * @returns {Promise<boolean>}
+ * @returns {Promise<boolean>} whether a Tuber worker (its own or a host) controls the page
  */
-async function waitForControl(onTakeover) {
+async function waitForControl(api, log, onTakeover) {
   const container = navigator.serviceWorker;
-  const changed = new Promise((resolve) => container.addEventListener('controllerchange', () => {
+  const origin = location.origin;
+  const ours = (/** @type {ServiceWorker | null | undefined} */ w) => !!w && isTuberScript(w.scriptURL, origin);
+  const changed = new Promise((resolve) => {
+    const on = () => {
+      if (!ours(container.controller)) return;
+      container.removeEventListener('controllerchange', on);
+      try {
+        onTakeover();
+      } catch {
+        // best effort
+      }
+      resolve(undefined);
+    };
+    container.addEventListener('controllerchange', on);
+  });
+  const native = api._nativeRegister ?? ((/** @type {string | URL} */ url, /** @type {any} */ options) => container.register(url, options));
+  /** Site worker scripts Tuber tried to host in this page. @type {Set<string>} */
+  const tried = new Set();
+  /** @param {() => Promise<any>} fn */
+  const counted = async (fn) => {
+    api._hostsPending = (api._hostsPending ?? 0) + 1;
     try {
-      onTakeover();
-    } catch {
-      // best effort
+      const reg = await fn();
+      if (reg) api._hostWanted = true;
+      return reg;
+    } finally {
+      api._hostsPending = (api._hostsPending ?? 1) - 1;
     }
-    resolve(undefined);
-  }, { once: true }));
+  };
+  /** The page's own register(): the host in its place; what it asked when that fails. @param {string} href @param {any} options */
+  const registerSite = async (href, options) => {
+    const plan = hostPlan(href, options, origin);
+    if (!plan) return native(href, options);
+    tried.add(href.split('#')[0]);
+    try {
+      return await counted(() => native(plan.url, plan.options));
+    } catch (e) {
+      log('cannot host the site\'s worker, registering it as it asked:', errorText(e));
+      return native(href, options);
+    }
+  };
+  /** A site worker registered without Tuber: re-registered as a host. @param {ServiceWorkerRegistration} reg @param {ServiceWorker} worker */
+  const adopt = (reg, worker) => counted(async () => {
+    const script = worker.scriptURL;
+    if (tried.has(script) || !hostPlan(script, {}, origin)) return null;
+    tried.add(script);
+    for (const type of /** @type {const} */ (['classic', 'module'])) {
+      try {
+        return await native(hostScriptURL(script, type), { scope: reg.scope, type, updateViaCache: hostUpdateViaCache(reg.updateViaCache) });
+      } catch (e) {
+        log(`cannot host the site's worker ${script} as ${type}:`, errorText(e));
+      }
+    }
+    return null;
+  });
+  const newest = (/** @type {ServiceWorkerRegistration} */ r) => r.installing ?? r.waiting ?? r.active;
+  /** @type {WeakSet<ServiceWorkerRegistration>} */
+  const watched = new WeakSet();
+  /** A site worker that starts installing without Tuber is hosted. @param {ServiceWorkerRegistration} reg */
+  const watch = (reg) => {
+    if (watched.has(reg)) return;
+    watched.add(reg);
+    reg.addEventListener('updatefound', () => {
+      const w = reg.installing;
+      if (w && !ours(w)) adopt(reg, w).catch(() => {});
+    });
+  };
+
+  let own = true;
   try {
-    const script = new URL('./sw.js', import.meta.url).href;
-    await container.register(script, { scope: '/', type: 'module', updateViaCache: 'none' });
+    let reg = await container.getRegistration();
+    // Registered, but no worker yet: someone's registration is under way.
+    if (reg && !newest(reg)) {
+      const r = reg;
+      await new Promise((resolve) => {
+        r.addEventListener('updatefound', resolve, { once: true });
+        setTimeout(resolve, 3000);
+      });
+      reg = await container.getRegistration();
+    }
+    const w = reg && newest(reg);
+    if (reg && w) {
+      watch(reg);
+      if (!ours(w)) {
+        // The site's own worker, without Tuber: hosted (or left alone).
+        own = false;
+        await adopt(reg, w);
+      } else if (reg.scope === `${origin}/` && !w.scriptURL.includes('/.tuber/')) {
+        own = false; // a host at the root already
+      }
+    }
   } catch (e) {
-    console.debug('tuber: service worker not registered:', e);
-    return false;
+    log('registrations not readable:', errorText(e));
   }
-  if (container.controller) return true;
+  // The page's own register() calls from now on, and those that waited.
+  const waiting = api._siteCalls?.splice(0) ?? [];
+  api._registerSite = registerSite;
+  if (waiting.length > 0) own = false;
+  for (const c of waiting) registerSite(c.href, c.options).then(c.resolve, c.reject);
+  if (own) {
+    try {
+      const script = new URL('./sw.js', import.meta.url).href;
+      const reg = await native(script, { scope: '/', type: 'module', updateViaCache: 'none' });
+      watch(reg);
+    } catch (e) {
+      console.debug('tuber: service worker not registered:', e);
+      if (waiting.length === 0) return false;
+    }
+  }
+  if (ours(container.controller)) return true;
   await Promise.race([changed, new Promise((r) => setTimeout(r, READY_TIMEOUT_MS))]);
-  return container.controller !== null;
+  return ours(container.controller);
 }

@@ -16,6 +16,14 @@
 // `fetch(request)`, after it with a Range request for the rest.
 //
 // See client.js for the message protocol.
+//
+// A site's own worker (site-worker.js): registered at a host URL
+// (`/sw.js?tuber-host=classic`), this worker runs first and the site's
+// script after it in the same global (sw-classic.js imports it; a module
+// host imports both). Every request Tuber does not answer goes to the
+// site's fetch listeners (site-events.js), before or after Tuber looked at
+// it; its other events reach the site's listeners directly. On an update of
+// such a host, waiting or not is the site's choice (its `skipWaiting()`).
 
 import {
   candidatePath, classify, DEFAULT_RULES, downloadNavigationPath, isDownload, loadRules, looksDistributable,
@@ -23,6 +31,8 @@ import {
 import { parseRange, responseFor } from './range.js';
 import { decodeManifest } from './proto/manifest.js';
 import { MAX_MANIFEST_BYTES } from './proto/limits.js';
+import { siteScriptOf } from './site-worker.js';
+import { captureSiteFetch } from './site-events.js';
 
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 
@@ -41,7 +51,15 @@ const NAV_MANIFEST_WAIT_MS = 3000;
 /** Answers kept, at most. */
 const MAX_DECISIONS = 1024;
 
+/** The site's worker this one hosts, if any. */
+const hosted = siteScriptOf(sw.location.href);
+
 sw.addEventListener('install', (event) => {
+  // A new version of the same host (Tuber's or the site's code changed):
+  // the site's policy decides when it takes over. Anything else (no worker,
+  // Tuber's alone, the site's alone before Tuber hosted it) is replaced at
+  // once, so the site's worker runs from this visit on, as without Tuber.
+  if (hosted && sw.registration.active?.scriptURL === sw.location.href) return;
   event.waitUntil(sw.skipWaiting());
 });
 
@@ -84,11 +102,11 @@ sw.addEventListener('fetch', (event) => {
     try {
       nav = downloadNavigationPath(req, sw.location.origin, rules ?? DEFAULT_RULES);
     } catch {
-      return;
+      return passOn(event);
     }
-    if (nav === null) return;
+    if (nav === null) return passOn(event);
     const known = decisions.get(nav);
-    if (known && !known.p2p && known.until > Date.now()) return;
+    if (known && !known.p2p && known.until > Date.now()) return passOn(event);
     event.respondWith(download(event, req, nav));
     return;
   }
@@ -97,17 +115,17 @@ sw.addEventListener('fetch', (event) => {
   let path;
   try {
     path = candidatePath(req, sw.location.origin);
-    if (path === null || !event.clientId) return;
+    if (path === null || !event.clientId) return passOn(event);
     // Before the rules are read (a worker just started), only what no rules
     // could ever consider passes untouched; the rest waits for them.
     if (rules) kind = classify(req, sw.location.origin, rules);
   } catch {
-    return;
+    return passOn(event);
   }
-  if (kind === 'skip') return;
+  if (kind === 'skip') return passOn(event);
   const known = decisions.get(path);
   // Known not to be distributable: not touched at all.
-  if (known && !known.p2p && known.until > Date.now()) return;
+  if (known && !known.p2p && known.until > Date.now()) return passOn(event);
   event.respondWith(answer(event, req, path, kind));
 });
 
@@ -121,12 +139,12 @@ async function answer(event, req, path, kind) {
   try {
     const r = await hubRules();
     const k = kind ?? classify(req, sw.location.origin, r);
-    if (k === 'skip') return fetch(req);
+    if (k === 'skip') return letGo(event, req);
     d = await decide(path, k, req.url, r);
   } catch {
     d = null;
   }
-  if (!d || !d.p2p) return fetch(req);
+  if (!d || !d.p2p) return letGo(event, req);
   // Chrome's media player refuses to mix this worker's own answers for one
   // resource with the network's: once a media resource is answered here,
   // the network's bytes for it are wrapped into our own answers too. Media
@@ -136,7 +154,7 @@ async function answer(event, req, path, kind) {
   let wrap = media;
   try {
     const client = await sw.clients.get(event.clientId);
-    if (!client || client.type !== 'window') return network(req, wrap);
+    if (!client || client.type !== 'window') return network(event, req, wrap);
     const m = d.manifest;
     const r = responseFor(parseRange(req.headers.get('range'), m.length), m.length, m.content_type);
     if (r.status === 416 || r.end < r.start) return new Response(null, { status: r.status, headers: r.headers });
@@ -154,7 +172,7 @@ async function answer(event, req, path, kind) {
     r.headers['x-tuber'] = 'p2p';
     return new Response(body, { status: r.status, headers: r.headers });
   } catch {
-    return network(req, wrap);
+    return network(event, req, wrap);
   }
 }
 
@@ -170,7 +188,7 @@ async function answer(event, req, path, kind) {
 async function download(event, req, path) {
   try {
     const r = await hubRules();
-    if (downloadNavigationPath(req, sw.location.origin, r) !== path) return fetch(req);
+    if (downloadNavigationPath(req, sw.location.origin, r) !== path) return letGo(event, req);
     // A manifest the hub still has to compute may take long for a big
     // file: the click is not kept waiting (the answer is kept for later).
     /** @type {Decision | null} */
@@ -178,17 +196,17 @@ async function download(event, req, path) {
       decide(path, 'ask', req.url, r),
       new Promise((resolve) => { setTimeout(() => resolve(null), NAV_MANIFEST_WAIT_MS); }),
     ]);
-    if (!d || !d.p2p) return fetch(req);
+    if (!d || !d.p2p) return letGo(event, req);
     const m = d.manifest;
     // The headers a download keeps (its file name), and a check that the
     // manifest still describes the resource.
     const head = await fetch(req.url, { method: 'HEAD', credentials: 'same-origin', cache: 'no-store' });
     const type = head.ok ? head.headers.get('content-type') ?? m.content_type : m.content_type;
     const disposition = head.ok ? head.headers.get('content-disposition') : null;
-    if (!isDownload(type, disposition) || !isDownload(m.content_type, disposition)) return fetch(req);
-    if (head.ok && !sameVersion(head.headers, m.version)) return fetch(req);
+    if (!isDownload(type, disposition) || !isDownload(m.content_type, disposition)) return letGo(event, req);
+    if (head.ok && !sameVersion(head.headers, m.version)) return letGo(event, req);
     const client = await feedingPage(event);
-    if (!client) return fetch(req);
+    if (!client) return letGo(event, req);
     const body = await openStream(event, client, req.url, d.text, 0, m.length - 1, false);
     /** @type {Record<string, string>} */
     const headers = {
@@ -200,7 +218,7 @@ async function download(event, req, path) {
     if (/^(?:W\/)?"[^"]*"$/.test(m.version)) headers.etag = m.version;
     return new Response(body, { status: 200, headers });
   } catch {
-    return fetch(req);
+    return letGo(event, req);
   }
 }
 
@@ -232,14 +250,43 @@ async function feedingPage(event) {
 }
 
 /**
- * The network's answer; `wrap`: as this worker's own response (same bytes
- * and headers), for media answered here before.
- * @param {Request} req @param {boolean} wrap
+ * The answer to a request this worker held and lets go: the hosted site
+ * worker's (its fetch listeners), else the network's. `wrap`: as this
+ * worker's own response (same bytes and headers), for media answered here
+ * before.
+ * @param {FetchEvent} event @param {Request} req @param {boolean} wrap
  */
-async function network(req, wrap) {
-  const r = await fetch(req);
-  if (!wrap) return r;
+async function network(event, req, wrap) {
+  const r = await letGo(event, req);
+  if (!wrap || r.type === 'error') return r;
   return new Response(r.body, { status: r.status, statusText: r.statusText, headers: r.headers });
+}
+
+/**
+ * The hosted site worker's fetch listeners (set at the end of this module,
+ * after this worker's own listeners, before the site's script runs).
+ * @type {import('./site-events.js').SiteFetch | null}
+ */
+let site = null;
+
+/**
+ * A request this worker does not take, during the browser's dispatch: the
+ * hosted site worker's listeners get it (without one, the network).
+ * @param {FetchEvent} event
+ */
+function passOn(event) {
+  site?.passOn(event);
+}
+
+/**
+ * A request this worker held and lets go (not distributable after all, no
+ * page to feed it, a failure before the first byte): the hosted site
+ * worker's answer, else the network's.
+ * @param {FetchEvent} event @param {Request} req
+ * @returns {Promise<Response>}
+ */
+function letGo(event, req) {
+  return site ? site.answer(event) : fetch(req);
 }
 
 /**
@@ -482,3 +529,7 @@ function body(event, clientId, port, url, start, end) {
     },
   });
 }
+
+// Last: the hosted site worker's script runs after this module (imported
+// next), and its fetch listeners are kept for the requests Tuber lets go.
+if (hosted) site = captureSiteFetch(sw);

@@ -26,6 +26,14 @@
 // page called meanwhile stays pending and resolves); deferred `<source>`s
 // are replaced by copies with `src`, appended in order, which resumes the
 // element's wait for a source without resetting it.
+//
+// A site's own Service Worker: the page's `navigator.serviceWorker.register()`
+// is handed to client.js, which registers Tuber's worker hosting the site's
+// (site-worker.js) and resolves with that real registration; calls made
+// before client.js is there wait for it, and go to the browser as the page
+// made them when it cannot load (or after 10 s). `navigator.serviceWorker.
+// ready` then resolves once the host is active, as it would once the site's
+// own worker is (at most 10 s later than the browser's own `ready`).
 (() => {
   'use strict';
   /** @type {any} */
@@ -55,6 +63,16 @@
     _restoreMedia: () => {},
     /** @type {WeakSet<Element>} media whose `src` came back while the Service Worker controlled the page */
     _restoredUnderControl: new WeakSet(),
+    /** @type {Array<{href: string, options: any, resolve: (r: any) => void, reject: (e: unknown) => void}>} the page's own register() calls that wait for client.js */
+    _siteCalls: [],
+    /** @type {((href: string, options: any) => Promise<any>) | null} client.js's register() for the page's own worker */
+    _registerSite: null,
+    /** @type {((url: string | URL, options?: any) => Promise<any>) | null} the browser's register() */
+    _nativeRegister: null,
+    /** Host registrations under way (client.js counts them). */
+    _hostsPending: 0,
+    /** A host registration succeeded in this page. */
+    _hostWanted: false,
   };
   w.__tuber = api;
   setTimeout(() => resolveReady({ degraded: true, reason: 'timeout' }), 10000);
@@ -122,6 +140,76 @@
   } catch {
     swUsable = false;
   }
+  // ---- The site's own Service Worker ------------------------------------
+  const HOST_URL = /[?&]tuber-host=(?:classic|module)$/;
+  /** The page's own register() calls, to the browser as made (no client.js). */
+  const flushSiteCalls = () => {
+    const native = api._nativeRegister;
+    for (const c of api._siteCalls.splice(0)) {
+      try {
+        if (native) native(c.href, c.options).then(c.resolve, c.reject);
+      } catch (e) {
+        c.reject(e);
+      }
+    }
+  };
+  if (swUsable) {
+    try {
+      const container = navigator.serviceWorker;
+      const nativeRegister = container.register;
+      if (typeof nativeRegister === 'function') {
+        /** @param {string | URL} url @param {any} [options] */
+        const native = (url, options) => nativeRegister.call(container, url, options);
+        api._nativeRegister = native;
+        /** @param {string | URL} url @param {RegistrationOptions} [options] */
+        const register = function register(url, options) {
+          let href;
+          let opts = options;
+          try {
+            href = new URL(String(url), document.baseURI).href;
+            // Relative to this document now, whenever client.js registers.
+            if (options && typeof options === 'object' && options.scope !== undefined) {
+              opts = { ...options, scope: new URL(String(options.scope), document.baseURI).href };
+            }
+          } catch {
+            return native(url, options);
+          }
+          if (api._registerSite) return api._registerSite(href, opts);
+          if (api._failed) return native(url, options);
+          return new Promise((resolve, reject) => {
+            api._siteCalls.push({ href, options: opts, resolve, reject });
+          });
+        };
+        Object.defineProperty(container, 'register', { value: register, writable: true, configurable: true });
+        setTimeout(() => { if (!api._registerSite) flushSiteCalls(); }, 10000);
+      }
+      const readyOf = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(container), 'ready')?.get;
+      if (readyOf) {
+        /** @param {ServiceWorkerRegistration} reg */
+        const hostActive = async (reg) => {
+          const t0 = Date.now();
+          while ((api._hostsPending > 0 || api._siteCalls.length > 0 || api._hostWanted)
+            && !(reg.active && HOST_URL.test(reg.active.scriptURL)) && Date.now() - t0 < 10000) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return reg;
+        };
+        /** @type {Promise<ServiceWorkerRegistration> | null} */
+        let ready = null;
+        Object.defineProperty(container, 'ready', {
+          configurable: true,
+          enumerable: true,
+          get() {
+            if (!ready) ready = readyOf.call(container).then(hostActive);
+            return ready;
+          },
+        });
+      }
+    } catch (e) {
+      console.debug('tuber: the page\'s own register() is not wrapped:', e);
+    }
+  }
+
   if (!swUsable || controlled()) {
     restoreMedia();
   } else {
@@ -176,6 +264,7 @@
     .catch((err) => {
       api._failed = true;
       restoreMedia();
+      flushSiteCalls();
       for (const e of api._early.splice(0)) decline(e);
       console.debug('tuber: page runtime not started:', err);
       resolveReady({ degraded: true, reason: 'runtime failed to load' });

@@ -11,17 +11,16 @@
 // proxied none to the viewers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   startHub, startPeerDaemon, launchChromium, newClientContext, clientStats, watchResponses, recordFigure,
-  artifactPath, deterministicBytes, sha256Hex, sleep, MiB, STOP_MS,
+  artifactPath, deterministicBytes, sha256Hex, sleep, MiB,
 } from './harness.mjs';
+import { NGINX_BIN, startNginx } from './nginx.mjs';
 
-const NGINX_BIN = process.env.TUBER_NGINX_BIN ?? '/usr/sbin/nginx';
 const FFMPEG_BIN = process.env.TUBER_FFMPEG_BIN ?? '/usr/bin/ffmpeg';
 const CLIP = '/media/clip.mp4';
 const ZIP = '/files/pkg.zip';
@@ -40,33 +39,11 @@ const PAGE = `<!doctype html>
 </body></html>
 `;
 
-/** Processes this file starts itself (nginx, ffmpeg): killed at exit whatever happens. */
+/** Processes this file starts itself (ffmpeg): killed at exit whatever happens. */
 const mine = new Set();
 process.once('exit', () => {
   for (const c of mine) { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }
 });
-
-async function freePort() {
-  const s = createServer();
-  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
-
-async function waitTcp(port, ms) {
-  const t0 = Date.now();
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const c = connect(port, '127.0.0.1');
-      c.once('connect', () => { c.destroy(); resolve(true); });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() - t0 > ms) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-    await sleep(50);
-  }
-}
 
 /** ffmpeg: a 30 s constant-rate H.264/AAC clip with 2 s GOPs and the moov first. */
 function makeClip(out) {
@@ -83,64 +60,6 @@ function makeClip(out) {
     });
     mine.add(child);
   });
-}
-
-/** nginx (no systemd, daemon off, everything inside `dir`) serving `root` on 127.0.0.1:port. */
-async function startNginx(dir, root) {
-  const port = await freePort();
-  const p = (n) => join(dir, n);
-  const conf = `daemon off;
-master_process on;
-worker_processes 1;
-pid ${p('nginx.pid')};
-error_log ${p('error.log')} warn;
-events { worker_connections 256; }
-http {
-  client_body_temp_path ${p('client_body_temp')};
-  proxy_temp_path ${p('proxy_temp')};
-  fastcgi_temp_path ${p('fastcgi_temp')};
-  uwsgi_temp_path ${p('uwsgi_temp')};
-  scgi_temp_path ${p('scgi_temp')};
-  include /etc/nginx/mime.types;
-  default_type application/octet-stream;
-  log_format tuber escape=json '{"method":"$request_method","uri":"$uri","status":$status,'
-    '"body_bytes_sent":$body_bytes_sent,"range":"$http_range"}';
-  access_log ${p('access.log')} tuber;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-  }
-}
-`;
-  writeFileSync(p('nginx.conf'), conf);
-  // Its own process group, so its workers go with it.
-  const child = spawn(NGINX_BIN, ['-e', p('error.log'), '-p', dir, '-c', p('nginx.conf')],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  mine.add(child);
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise((resolve) => child.once('exit', () => { mine.delete(child); resolve(); }));
-  try {
-    await Promise.race([waitTcp(port, 10_000), exited.then(() => { throw new Error(`nginx exited: ${stderr}`); })]);
-  } catch (e) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-    throw new Error(`${e.message}\n${existsSync(p('error.log')) ? readFileSync(p('error.log'), 'utf8') : ''}`);
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid,
-    /** One object per request. */
-    accessLog: () => (existsSync(p('access.log'))
-      ? readFileSync(p('access.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []),
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        process.kill(child.pid, 'SIGTERM');
-        const timer = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, STOP_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-    },
-  };
 }
 
 /** Body bytes nginx sent per path, over `entries`. */

@@ -143,3 +143,35 @@ async fn a_playlist_makes_the_hub_fetch_nothing_it_lists() {
         "one segment asked for, one segment read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifests_only_for_what_the_rules_distribute() {
+    init_tracing();
+    let page = "<!doctype html><title>home</title>".repeat(100);
+    let origin = Origin::start_with_texts(
+        &[("/files/ok.bin", 2 * MIB, 0x0ce1_0200)],
+        &[("/index.html", page.as_str())],
+    )
+    .await;
+    let hub = Hub::start(&origin.url(), |c| {
+        c.distribute.exclude = vec!["/files/private/*".into()];
+    })
+    .await;
+    for path in [
+        "/index.html",
+        "/./files/ok.bin",
+        "/files/x/../ok.bin",
+        "/files//ok.bin",
+        "/files/%2e/ok.bin",
+    ] {
+        let (status, body) = get(&format!("{}.tuber/manifest?path={path}", hub.url())).await;
+        assert_eq!(status, 404, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(
+        origin.bytes_served(),
+        0,
+        "asking for manifests of what is not distributable costs the origin no body"
+    );
+    hub.manifest("/files/ok.bin").await;
+    assert_eq!(origin.bytes_served(), (2 * MIB) as u64);
+}

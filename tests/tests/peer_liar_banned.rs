@@ -2,8 +2,10 @@
 //! serves has a byte flipped) is caught: its requesters verify, discard and
 //! report what it sends and still end with correct bytes from elsewhere;
 //! two distinct reporters get it banned by the hub (its swarm shows the
-//! `banned` error, its reconnects are refused); and no honest peer ever
-//! stored a corrupt piece.
+//! `banned` error, its reconnects are refused); no honest peer ever
+//! stored a corrupt piece; and the operator lists the ban and lifts it
+//! with `tuber-hub bans` while the hub runs, after which the liar's key
+//! may join again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +90,9 @@ async fn a_lying_peer_is_detected_reported_and_banned() {
 
     // Its reconnects are refused too: the ban is on its key.
     let key = Arc::new(Identity::load_or_create(liar.dir()).expect("the liar's key"));
-    let (client, _inbound) = SwarmClient::builder(url.clone(), key).join().expect("join");
+    let (client, _inbound) = SwarmClient::builder(url.clone(), Arc::clone(&key))
+        .join()
+        .expect("join");
     let mut state = client.state();
     let refused = tokio::time::timeout(
         WAIT,
@@ -114,4 +118,58 @@ async fn a_lying_peer_is_detected_reported_and_banned() {
     for p in &honest {
         assert_eq!(p.verify_store(&url).await, n as usize);
     }
+    client.leave().await;
+
+    // The operator's CLI, while the hub runs (through its admin API):
+    // the ban is listed, lifted, and the liar's key is welcomed again.
+    let addr = hub.addr.to_string();
+    let data = hub.data_dir().display().to_string();
+    let config = tuber_hub::config::HubConfig {
+        listen: hub.addr,
+        data_dir: Some(hub.data_dir().to_path_buf()),
+        ..tuber_hub::config::HubConfig::default()
+    };
+    let bans = tuber_hub::cli::bans::list(&config)
+        .await
+        .expect("bans list");
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].peer, liar.id());
+    let week = 7 * 24 * 3600;
+    assert_eq!(
+        bans[0].until,
+        bans[0].since + week,
+        "bans last a week by default"
+    );
+    let args = [
+        "tuber-hub",
+        "bans",
+        "lift",
+        &liar.id(),
+        "--listen",
+        &addr,
+        "--data",
+        &data,
+    ];
+    let cli = tuber_hub::cli::Cli::from_args(args).expect("arguments");
+    tuber_hub::cli::main(cli).await.expect("bans lift");
+    assert_eq!(hub.metric("tuber_bans").await, 0);
+    assert!(tuber_hub::cli::bans::list(&config)
+        .await
+        .expect("list")
+        .is_empty());
+    let (client, _inbound) = SwarmClient::builder(url.clone(), key).join().expect("join");
+    let mut state = client.state();
+    let back = tokio::time::timeout(
+        WAIT,
+        state.wait_for(|s| matches!(s, SwarmState::Refused { .. } | SwarmState::Joined { .. })),
+    )
+    .await
+    .expect("an answer in time")
+    .expect("client")
+    .clone();
+    assert!(
+        matches!(back, SwarmState::Joined { .. }),
+        "after the lift: {back:?}"
+    );
+    client.leave().await;
 }

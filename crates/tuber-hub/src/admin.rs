@@ -7,11 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use tuber_proto::PeerId;
+
+use crate::bans::BanView;
 use crate::routes::ApiError;
 use crate::server::HubState;
 
@@ -177,6 +180,49 @@ pub async fn add_content(
         manifest: m.id().to_hex(),
         length: m.length,
         pieces: m.pieces.len(),
+    }))
+}
+
+/// `GET /.tuber/admin/bans`: the bans in force, the one ending first first.
+pub async fn list_bans(
+    State(state): State<Arc<HubState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<BanView>>, ApiError> {
+    authorize(&state, &headers)?;
+    let db = state.db.clone();
+    let duration = state.ban_duration;
+    let bans = tokio::task::spawn_blocking(move || {
+        crate::bans::active(&db, duration, crate::db::unix_now())
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(bans))
+}
+
+/// The answer to lifting a ban.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LiftResponse {
+    /// The peer id (hex).
+    pub peer: String,
+    /// Whether it was banned (false: nothing to lift).
+    pub lifted: bool,
+}
+
+/// `DELETE /.tuber/admin/bans/{peer}`: lifts a ban at once (the peer may
+/// rejoin; the planner and the database forget the ban).
+pub async fn lift_ban(
+    State(state): State<Arc<HubState>>,
+    headers: HeaderMap,
+    UrlPath(peer): UrlPath<String>,
+) -> Result<Json<LiftResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let id = PeerId::from_hex(&peer)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("peer id: {e}")))?;
+    let lifted = state.swarm.unban(id).await;
+    Ok(Json(LiftResponse {
+        peer: id.to_hex(),
+        lifted,
     }))
 }
 

@@ -28,6 +28,12 @@ pub struct HubConfig {
     /// The hub's public URL as browsers see it (for the descriptor). Default:
     /// `http://{listen}`.
     pub public_url: Option<String>,
+    /// Clients whose `X-Forwarded-For`/`Forwarded` headers the hub passes
+    /// on (a reverse proxy in front of it), as addresses or CIDR ranges.
+    /// From anyone else those headers are dropped and the hub names the
+    /// client itself, so a client cannot pose as another address to the
+    /// upstream. Default: loopback (`127.0.0.0/8`, `::1`).
+    pub trusted_proxies: Vec<String>,
     /// Where the hub keeps its database (manifests, invites, trusted keys,
     /// bans) and its admin token. Default: the OS data dir
     /// (`~/.local/share/tuber-hub` on Linux).
@@ -239,6 +245,11 @@ pub struct PlannerSettings {
     /// How often the hub pings clients; three missed pings evict. Default 15 s.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// How long a ban for bad pieces lasts, from when it was made. Default
+    /// 7 days. `tuber-hub bans list` shows the bans, `tuber-hub bans lift`
+    /// ends one early.
+    #[serde(with = "humantime_serde")]
+    pub ban_duration: Duration,
 }
 
 /// Per-connection signaling limits.
@@ -282,6 +293,7 @@ impl Default for HubConfig {
             upstream: None,
             upstream_ca_file: None,
             public_url: None,
+            trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()],
             data_dir: None,
             swarm_id: None,
             name: None,
@@ -346,6 +358,7 @@ impl Default for PlannerSettings {
             ban_threshold: 3,
             ban_reporters: BanReporters::DistinctNetworks,
             ping_interval: Duration::from_secs(15),
+            ban_duration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -411,6 +424,15 @@ impl HubConfig {
 
     /// Checks values that the types alone do not.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| crate::proxy::Cidr::parse(p).is_none())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "trusted_proxies: {bad:?} is not an IP address or CIDR range"
+            )));
+        }
         tuber_proto::manifest::validate_piece_size(self.piece_size).map_err(|_| {
             ConfigError::Invalid(format!(
                 "piece_size {} must be a power of two from 16384 to 4194304",

@@ -22,6 +22,8 @@
 //!   and the manifests.
 //! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
 //!   are its own endpoints, the proxy takes everything else.
+//! - [`site_worker`] — a site's own Service Worker hosted by Tuber's: the
+//!   hub answers its host URL (`/sw.js?tuber-host=classic`) itself.
 //! - [`tls`] — HTTPS terminated by the hub: certificate files or ACME,
 //!   the TLS listener, the plain-HTTP redirect and HTTP-01 challenges.
 //! - [`signaling`] — the WebSocket side: one actor per swarm around its
@@ -32,6 +34,7 @@
 )]
 
 pub mod admin;
+pub mod bans;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -45,6 +48,7 @@ pub mod range;
 pub mod routes;
 pub mod server;
 pub mod signaling;
+pub mod site_worker;
 pub mod stun;
 pub mod tls;
 pub mod upstream_client;

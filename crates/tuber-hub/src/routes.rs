@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,7 +15,6 @@ use crate::manifests::ManifestServiceError;
 use crate::metrics::{Gauges, Metrics};
 use crate::range::{self, RangeAnswer};
 use crate::server::HubState;
-use crate::signaling::Connector;
 
 /// The browser client (web/), built into the binary so an installed hub
 /// needs no other files: its path under `/.tuber/client/` → its text. Every
@@ -26,6 +25,15 @@ const CLIENT_FILES: &[(&str, &str)] = &[
     ("tuber.js", include_str!("../../../web/tuber.js")),
     ("client.js", include_str!("../../../web/client.js")),
     ("sw.js", include_str!("../../../web/sw.js")),
+    ("sw-classic.js", include_str!("../../../web/sw-classic.js")),
+    (
+        "site-worker.js",
+        include_str!("../../../web/site-worker.js"),
+    ),
+    (
+        "site-events.js",
+        include_str!("../../../web/site-events.js"),
+    ),
     ("fetcher.js", include_str!("../../../web/fetcher.js")),
     ("lru.js", include_str!("../../../web/lru.js")),
     ("peer.js", include_str!("../../../web/peer.js")),
@@ -88,7 +96,9 @@ impl From<ManifestServiceError> for ApiError {
             | ManifestServiceError::Unreachable(_)
             | ManifestServiceError::Abandoned => StatusCode::BAD_GATEWAY,
             ManifestServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ManifestServiceError::UnknownPiece => StatusCode::NOT_FOUND,
+            ManifestServiceError::UnknownPiece
+            | ManifestServiceError::Private
+            | ManifestServiceError::NotDistributable => StatusCode::NOT_FOUND,
             ManifestServiceError::Changed => StatusCode::CONFLICT,
             ManifestServiceError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -128,8 +138,12 @@ pub struct ManifestQuery {
 /// matches is never published: 404 `{"error":"not distributable"}`.
 pub async fn manifest(
     State(state): State<Arc<HubState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<ManifestQuery>,
 ) -> Result<Response, ApiError> {
+    let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
+    crate::manifests::check_path(&q.path)?;
     if state.rules.is_excluded(&q.path) {
         return Ok((
             StatusCode::NOT_FOUND,
@@ -144,7 +158,7 @@ pub async fn manifest(
         )
             .into_response());
     }
-    let m = state.manifests.get(&q.path).await?;
+    let m = state.manifests.get_for(&q.path, Some(client)).await?;
     // Asking for a manifest makes the content known to the planner.
     state.publish(&m).await;
     Ok((
@@ -180,12 +194,14 @@ pub async fn rules(State(state): State<Arc<HubState>>) -> Response {
 /// `GET /.tuber/piece/{hash}`, with Range.
 pub async fn piece(
     State(state): State<Arc<HubState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(hash): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
     let hash = PieceHash::from_hex(&hash)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("piece hash: {e}")))?;
-    let bytes = state.manifests.fetch_piece(&hash).await?;
+    let bytes = state.manifests.fetch_piece_for(&hash, Some(client)).await?;
     let len = bytes.len() as u64;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, body, content_range): (StatusCode, Bytes, Option<String>) =
@@ -367,30 +383,7 @@ pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
         .into_response()
 }
 
-/// `GET /.tuber/ws`: signaling. The client's address decides whom its
-/// blames for bad pieces count as (see `signaling/reporter_group.rs`).
-pub async fn ws(
-    State(state): State<Arc<HubState>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
-        return ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections; try later".into(),
-        )
-        .into_response();
-    };
-    let connector = state.connector.clone();
-    let swarm = state.swarm.clone();
-    upgrade
-        .max_message_size(Connector::MAX_WS_MESSAGE)
-        .max_frame_size(Connector::MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            connector.serve(socket, swarm, Some(client)).await;
-            drop(permit);
-        })
-}
+pub use crate::signaling::route::ws;
 
 #[cfg(test)]
 mod tests {

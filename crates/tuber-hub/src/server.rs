@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use bytes::Bytes;
@@ -58,8 +58,15 @@ pub struct HubState {
     pub(crate) db: HubDb,
     pub(crate) admin_token: String,
     pub(crate) invite_lifetime: Duration,
+    /// How long bans last (`planner.ban_duration`), to list them.
+    pub(crate) ban_duration: Duration,
+    /// The origins whose pages may open signaling (`Origin` on the
+    /// WebSocket upgrade; see `routes::ws`).
+    pub(crate) ws_origins: Vec<String>,
     /// The `[distribute]` rules, for `/.tuber/rules` and `/.tuber/manifest`.
     pub(crate) rules: Rules,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
     proxy: Proxy,
 }
 
@@ -70,6 +77,31 @@ impl HubState {
         let pieces = u32::try_from(m.pieces.len()).unwrap_or(u32::MAX);
         self.swarm.content(m.path.clone(), m.id(), pieces).await;
     }
+}
+
+/// The origins a browser page may open signaling from: the hub's public
+/// origin, the address it listens on (a page loaded from it directly) and
+/// the upstream's. Any other page is a foreign site making its visitors'
+/// browsers talk to this swarm (to report, to flood), and is refused.
+fn signaling_origins(
+    public_url: &str,
+    upstream: Option<&str>,
+    listen: std::net::SocketAddr,
+    config: &HubConfig,
+) -> Vec<String> {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let own = format!("{scheme}://{listen}");
+    let mut out: Vec<String> = [Some(public_url), upstream, Some(own.as_str())]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| tuber_proto::origin::origin_of(u).ok())
+        .collect();
+    out.dedup();
+    out
 }
 
 /// The data directory: configured, else the OS's (`~/.local/share/tuber-hub`).
@@ -157,6 +189,7 @@ pub async fn run_with(
         ban_threshold: config.planner.ban_threshold,
         ban_reporters: config.planner.ban_reporters,
         ping_interval: config.planner.ping_interval,
+        ban_duration: config.planner.ban_duration,
         ..PlannerConfig::default()
     };
     let access = Access {
@@ -187,6 +220,7 @@ pub async fn run_with(
         db.clone(),
         &tls,
         config.piece_cache_bytes,
+        Some(Rules::new(&config.distribute)),
     );
 
     let rules = Rules::new(&config.distribute);
@@ -201,11 +235,13 @@ pub async fn run_with(
             public_origin: Some(public_url.clone()),
             origin_bytes: Some(Arc::clone(&metrics.origin_distributable_bytes)),
             manifests: Some(manifests.clone()),
+            trusted_proxies: crate::proxy::TrustedProxies::new(&config.trusted_proxies),
         },
         seen_tx,
     )
     .map_err(|e| HubError::Config(e.to_string()))?;
 
+    let ws_origins = signaling_origins(&public_url, config.upstream.as_deref(), http_addr, &config);
     let state = Arc::new(HubState {
         descriptor: Bytes::from(descriptor.encode()),
         public_url,
@@ -217,7 +253,10 @@ pub async fn run_with(
         db: db.clone(),
         admin_token,
         invite_lifetime: config.invites.default_expiry,
+        ban_duration: config.planner.ban_duration,
+        ws_origins,
         rules,
+        trusted_proxies: crate::proxy::TrustedProxies::new(&config.trusted_proxies),
         proxy,
     });
 
@@ -303,6 +342,8 @@ pub fn router(state: Arc<HubState>) -> Router {
         .route("/.tuber/register", get(routes::register))
         .route("/.tuber/admin/invites", post(admin::create_invite))
         .route("/.tuber/admin/content", post(admin::add_content))
+        .route("/.tuber/admin/bans", get(admin::list_bans))
+        .route("/.tuber/admin/bans/{peer}", delete(admin::lift_ban))
         .route("/metrics", get(routes::metrics))
         .fallback(proxy)
         .with_state(state)
@@ -313,6 +354,10 @@ async fn proxy(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    // A site worker's host URL (`/sw.js?tuber-host=classic`): Tuber's worker.
+    if let Some(host) = crate::site_worker::host_response(req.method(), req.uri(), req.headers()) {
+        return host;
+    }
     state.proxy.handle(req, Some(client)).await
 }
 

@@ -91,7 +91,7 @@ async fn manifests_match_the_upstream_and_follow_its_version() {
     let db = HubDb::open(dir.path()).expect("db");
     // No piece cache here: this test is about what the upstream's bytes
     // make (the cache's own test is below).
-    let service = Manifests::with_cache(base.parse().expect("uri"), 262_144, db, &tls(), 0);
+    let service = Manifests::with_cache(base.parse().expect("uri"), 262_144, db, &tls(), 0, None);
 
     let timeout = |f| tokio::time::timeout(Duration::from_secs(20), f);
     let m = timeout(service.get("/video.mp4"))
@@ -175,7 +175,14 @@ async fn hashed_pieces_are_served_from_the_cache_without_the_upstream() {
     let (base, server) = start_upstream(Arc::clone(&up)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = HubDb::open(dir.path()).expect("db");
-    let service = Manifests::with_cache(base.parse().expect("uri"), 262_144, db, &tls(), 8 << 20);
+    let service = Manifests::with_cache(
+        base.parse().expect("uri"),
+        262_144,
+        db,
+        &tls(),
+        8 << 20,
+        None,
+    );
     let m = service.get("/video.mp4").await.expect("manifest");
     assert_eq!(up.gets.load(Ordering::SeqCst), 1);
     for (i, p) in m.pieces.iter().enumerate() {

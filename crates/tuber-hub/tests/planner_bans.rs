@@ -26,6 +26,21 @@ fn join_browser(p: &mut Planner, now: std::time::Instant, who: PeerId, group: Re
     assert_eq!(joined, Ok(()));
 }
 
+/// `liar` holds pieces 0..64, and each of `reporters` asks for them: the
+/// planner names `liar` to each, for each piece (what makes a blame count).
+fn introduce(p: &mut Planner, now: std::time::Instant, liar: PeerId, reporters: &[PeerId]) {
+    let pieces: Vec<_> = (0..64).map(piece).collect();
+    p.handle_have(now, liar, &pieces);
+    for r in reporters {
+        p.handle_want(now, *r, 0, &pieces);
+        let named = providers_for(&drain(p), *r, 0);
+        assert!(
+            named.iter().any(|x| x.peer == liar),
+            "{r:?} was sent to {liar:?}"
+        );
+    }
+}
+
 fn blame(liar: PeerId, n: u64) -> BadPiece {
     BadPiece {
         peer: liar,
@@ -50,9 +65,9 @@ fn threshold_distinct_reporters_ban_and_everything_follows() {
     }
     p.handle_content(now, "/big.bin".into(), manifest(1), 800)
         .unwrap();
-    p.handle_have(now, liar, &[piece(1), piece(2)]);
     let mut told = Told::default();
     told.apply(&drain(&mut p), SIZE);
+    introduce(&mut p, now, liar, &reporters);
     let liar_parts = assigned(&p, &liar);
     assert!(!liar_parts.is_empty());
 
@@ -108,7 +123,8 @@ fn bans_persist_through_restore_and_can_be_lifted() {
     let (mut p, now) = planner(PlannerConfig::default());
     let [a, b] = [peer(1), peer(2)];
     p.handle_join(now, b, Role::Browser, false, None).unwrap();
-    p.restore_bans(now, [a, b]);
+    let week = Duration::from_secs(7 * 24 * 3600);
+    p.restore_bans(now, [(a, week), (b, week)]);
     assert_eq!(p.bans(), vec![a, b]);
     // A restored ban of a connected peer disconnects it.
     assert_eq!(
@@ -133,9 +149,11 @@ fn a_banned_peer_that_already_left_is_still_banned_and_blames_expire() {
     });
     let liar = peer(0);
     let [r1, r2, r3] = [peer(1), peer(2), peer(3)];
-    for r in [r1, r2, r3] {
+    for r in [liar, r1, r2, r3] {
         p.handle_join(now, r, Role::Browser, false, None).unwrap();
     }
+    introduce(&mut p, now, liar, &[r1, r2, r3]);
+    p.handle_leave(now, liar);
     // One blame, then it expires (the reporters keep answering pings).
     p.handle_report(now, r1, &[], &[blame(liar, 1)]);
     assert_eq!(p.blame_count(&liar), 1);
@@ -168,6 +186,12 @@ fn many_reporters_of_one_network_count_once() {
     // One person, five tabs: five ids, one network.
     for k in 10..15 {
         join_browser(&mut p, now, peer(k), net(2));
+    }
+    join_browser(&mut p, now, peer(20), net(3));
+    join_browser(&mut p, now, peer(21), net(4));
+    let reporters: Vec<PeerId> = [10, 11, 12, 13, 14, 20, 21].map(peer).to_vec();
+    introduce(&mut p, now, liar, &reporters);
+    for k in 10..15 {
         p.handle_report(now, peer(k), &[], &[blame(liar, k)]);
     }
     assert_eq!(p.reporter_group(&peer(10)), Some(net(2)));
@@ -175,8 +199,6 @@ fn many_reporters_of_one_network_count_once() {
     assert!(drain(&mut p).is_empty());
     assert!(p.is_connected(&liar));
     // Two more networks make three groups: banned.
-    join_browser(&mut p, now, peer(20), net(3));
-    join_browser(&mut p, now, peer(21), net(4));
     p.handle_report(now, peer(20), &[], &[blame(liar, 1)]);
     assert_eq!(p.blame_count(&liar), 2);
     p.handle_report(now, peer(21), &[], &[blame(liar, 1)]);
@@ -200,6 +222,10 @@ fn one_network_cannot_ban_a_trusted_peer_but_trusted_reporters_count_alone() {
     );
     for k in 10..20 {
         join_browser(&mut p, now, peer(k), net(7));
+    }
+    let tabs: Vec<PeerId> = (10..20).map(peer).collect();
+    introduce(&mut p, now, volunteer, &tabs);
+    for k in 10..20 {
         p.handle_report(now, peer(k), &[], &[blame(volunteer, k)]);
     }
     assert_eq!(p.blame_count(&volunteer), 1);
@@ -216,6 +242,7 @@ fn one_network_cannot_ban_a_trusted_peer_but_trusted_reporters_count_alone() {
         )
         .unwrap();
     }
+    introduce(&mut p, now, volunteer, &[peer(1), peer(2)]);
     p.handle_report(now, peer(1), &[], &[blame(volunteer, 1)]);
     assert_eq!(p.blame_count(&volunteer), 2);
     assert!(!p.is_banned(&volunteer));
@@ -233,6 +260,7 @@ fn blames_from_the_blamed_peers_own_network_are_ignored() {
     for (k, g) in [(0, 1), (1, 1), (2, 2), (3, 3)] {
         join_browser(&mut p, now, peer(k), net(g));
     }
+    introduce(&mut p, now, liar, &[peer(1), peer(2), peer(3)]);
     p.handle_report(now, peer(1), &[], &[blame(liar, 1)]);
     assert_eq!(p.blame_count(&liar), 0);
     p.handle_report(now, peer(2), &[], &[blame(liar, 1)]);
@@ -261,6 +289,7 @@ fn distinct_peers_mode_counts_every_connection() {
             Some(ReporterGroup::Peer(peer(k)))
         );
     }
+    introduce(&mut p, now, volunteer, &[peer(10), peer(11), peer(12)]);
     p.handle_report(now, peer(10), &[], &[blame(volunteer, 1)]);
     p.handle_report(now, peer(11), &[], &[blame(volunteer, 1)]);
     assert_eq!(p.blame_count(&volunteer), 2);

@@ -158,7 +158,9 @@ impl World {
                 self.now += Duration::from_secs(secs);
                 self.p.handle_timeout(self.now);
             }
-            Op::Restore(k) => self.p.restore_bans(now, [peer(k)]),
+            Op::Restore(k) => self
+                .p
+                .restore_bans(now, [(peer(k), Duration::from_secs(3600))]),
         }
         let out = drain(&mut self.p);
         // In order: a peer may be assigned something, then evicted.
@@ -175,6 +177,10 @@ impl World {
                     let threshold = self.p.config().ban_threshold as usize;
                     assert!(counted >= threshold, "banned by {counted} groups");
                     self.banned.insert(*who);
+                }
+                Output::BanExpired(who) => {
+                    assert!(!self.p.is_banned(who));
+                    self.banned.remove(who);
                 }
                 Output::Send(to, HubToClient::Providers { providers, .. }) => {
                     assert!(providers.len() <= 32);

@@ -228,6 +228,39 @@ async fn upstream() -> Server {
             }),
         )
         .route(
+            "/media/private.mp4",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "video/mp4")
+                    .header(header::ETAG, "\"priv-1\"")
+                    .header(header::CACHE_CONTROL, "max-age=60, Private")
+                    .body(Body::from(vec![7u8; 2 * MIB as usize]))
+                    .expect("response")
+            }),
+        )
+        .route(
+            "/media/nostore.mp4",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "video/mp4")
+                    .header(header::ETAG, "\"ns-1\"")
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .body(Body::from(vec![7u8; 2 * MIB as usize]))
+                    .expect("response")
+            }),
+        )
+        .route(
+            "/media/cookie.mp4",
+            get(|| async {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "video/mp4")
+                    .header(header::ETAG, "\"ck-1\"")
+                    .header(header::SET_COOKIE, "session=abc; HttpOnly")
+                    .body(Body::from(vec![7u8; 2 * MIB as usize]))
+                    .expect("response")
+            }),
+        )
+        .route(
             "/style.css",
             get(|| async {
                 Response::builder()
@@ -272,6 +305,33 @@ async fn next_seen(rx: &mut tokio::sync::mpsc::Receiver<SeenResource>) -> SeenRe
         .await
         .expect("reported in time")
         .expect("channel open")
+}
+
+#[tokio::test]
+async fn private_responses_and_answers_to_credentials_are_never_reported() {
+    let up = upstream().await;
+    let mut proxy = spawn_proxy(up.addr).await;
+    let url = |p: &str| proxy.server.url(p);
+    for path in [
+        "/media/private.mp4",
+        "/media/nostore.mp4",
+        "/media/cookie.mp4",
+    ] {
+        let (parts, body) = proxy_support::get(&url(path), &[]).await;
+        assert_eq!(parts.status, 200, "{path}");
+        assert_eq!(body.len() as u64, 2 * MIB, "{path}: still served");
+        assert!(proxy.seen.try_recv().is_err(), "{path} was reported");
+    }
+    // The same public video, asked for with credentials: that person's.
+    for header in [("cookie", "session=abc"), ("authorization", "Bearer t")] {
+        let (parts, _) = proxy_support::get(&url("/media/video.mp4"), &[header]).await;
+        assert_eq!(parts.status, 200);
+        assert!(proxy.seen.try_recv().is_err(), "{header:?}: reported");
+    }
+    // Without: distributable as before.
+    let (parts, _) = proxy_support::get(&url("/media/video.mp4"), &[]).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(next_seen(&mut proxy.seen).await.path, "/media/video.mp4");
 }
 
 #[tokio::test]

@@ -65,6 +65,7 @@ async fn echo(req: Request) -> Response {
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
+        "forwarded",
         "host",
     ] {
         if let Some(v) = req.headers().get(name) {
@@ -209,6 +210,33 @@ async fn http_semantics_pass_through() {
         Some(proxy.server.addr.to_string())
     );
 
+    drop(proxy.seen);
+    bounded(proxy.server.shutdown()).await;
+    bounded(up.shutdown()).await;
+}
+
+#[tokio::test]
+async fn a_clients_forwarding_headers_pass_only_from_a_trusted_proxy() {
+    let up = upstream().await;
+    let mut settings = proxy_support::settings(up.addr);
+    settings.trusted_proxies = tuber_hub::proxy::TrustedProxies::new(&[]);
+    let proxy = proxy_support::spawn_proxy_with(settings).await;
+    let request = http::Request::post(proxy.server.url("/echo"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("forwarded", "for=203.0.113.9")
+        .body(proxy_support::full("x"))
+        .expect("request");
+    let (parts, _) = fetch(request).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    // The hub names the client itself; the claimed address is gone.
+    assert_eq!(
+        parts
+            .headers
+            .get("x-seen-x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        Some("127.0.0.1")
+    );
+    assert!(parts.headers.get("x-seen-forwarded").is_none());
     drop(proxy.seen);
     bounded(proxy.server.shutdown()).await;
     bounded(up.shutdown()).await;

@@ -557,16 +557,42 @@ async fn volunteer(h: &Harness, key: &SigningKey, swarm: &str) -> Result<Ws, Err
     }
 }
 
-/// Three browsers (three ids, one host: 127.0.0.1) each blame `accused` for
-/// a bad piece; each waits until the hub has handled its report.
+/// The pieces the tabs of [`three_tabs_blame`] ask for.
+fn tab_piece(n: u8) -> tuber_proto::PieceHash {
+    tuber_proto::PieceHash::from_bytes([n; 32])
+}
+
+/// The volunteer on `ws` says it holds the tabs' pieces (and waits until
+/// the hub has taken that in).
+async fn hold_tab_pieces(ws: &mut Ws) {
+    let pieces = (0..3).map(tab_piece).collect();
+    send(ws, &ClientToHub::Have { pieces }).await;
+    send(ws, &ClientToHub::Ping { nonce: 3 }).await;
+    assert_eq!(recv(ws).await, HubToClient::Pong { nonce: 3 });
+}
+
+/// Three browsers (three ids, one host: 127.0.0.1) each ask for a piece,
+/// are sent to `accused`, and blame it for that piece; each waits until
+/// the hub has handled its report.
 async fn three_tabs_blame(h: &Harness, accused: PeerId) {
     for n in 0..3u8 {
         let (mut ws, _) = browser(h, "alpha").await;
+        let want = ClientToHub::Want {
+            req: 1,
+            pieces: vec![tab_piece(n)],
+        };
+        send(&mut ws, &want).await;
+        match recv(&mut ws).await {
+            HubToClient::Providers { providers, .. } => {
+                assert!(providers.iter().any(|p| p.peer == accused), "{providers:?}");
+            }
+            other => panic!("expected providers, got {other:?}"),
+        }
         let report = ClientToHub::Report {
             transfers: vec![],
             bad: vec![BadPiece {
                 peer: accused,
-                piece: tuber_proto::PieceHash::from_bytes([n; 32]),
+                piece: tab_piece(n),
             }],
         };
         send(&mut ws, &report).await;
@@ -588,6 +614,7 @@ async fn three_browsers_on_one_host_ban_only_when_peers_count_alone() {
     };
     let h = harness_with(SignalingConfig::default(), planner).await;
     let mut ws = volunteer(&h, &key, "alpha").await.expect("welcomed");
+    hold_tab_pieces(&mut ws).await;
     three_tabs_blame(&h, id).await;
     match recv(&mut ws).await {
         HubToClient::Error {
@@ -605,6 +632,7 @@ async fn three_browsers_on_one_host_ban_only_when_peers_count_alone() {
     // distinct_networks (the default): the three tabs are one network.
     let h = harness(SignalingConfig::default()).await;
     let mut ws = volunteer(&h, &key, "alpha").await.expect("welcomed");
+    hold_tab_pieces(&mut ws).await;
     three_tabs_blame(&h, id).await;
     send(&mut ws, &ClientToHub::Ping { nonce: 1 }).await;
     assert_eq!(recv(&mut ws).await, HubToClient::Pong { nonce: 1 });

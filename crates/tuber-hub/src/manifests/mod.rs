@@ -28,6 +28,7 @@ mod hasher;
 mod tee;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +92,15 @@ pub enum ManifestServiceError {
     /// The response being hashed as it passed ended early (its viewer left).
     #[error("the response being hashed ended early")]
     Abandoned,
+    /// The upstream marks the resource as one person's (`Set-Cookie`,
+    /// `Cache-Control: private` or `no-store`): never distributed.
+    #[error(
+        "the upstream marks this resource private (Set-Cookie, Cache-Control: private or no-store)"
+    )]
+    Private,
+    /// The `[distribute]` rules do not make this response distributable.
+    #[error("not distributable")]
+    NotDistributable,
 }
 
 /// Where a piece lives in the upstream's resource.
@@ -140,6 +150,9 @@ struct Inner {
     computing: Arc<Semaphore>,
     /// Piece bytes hashed, for the piece endpoint.
     cache: Arc<PieceCache>,
+    /// What may have a manifest at all (None: anything, for tests of the
+    /// service alone).
+    rules: Option<crate::proxy::Rules>,
     /// Manifests of resources without validators: path → (made at, manifest).
     unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
     pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
@@ -153,16 +166,18 @@ impl Manifests {
     /// A service for the upstream at `upstream` (an `http://` or `https://`
     /// origin), trusting `tls` for the latter.
     pub fn new(upstream: Uri, piece_size: u32, db: HubDb, tls: &UpstreamTls) -> Self {
-        Self::with_cache(upstream, piece_size, db, tls, DEFAULT_PIECE_CACHE)
+        Self::with_cache(upstream, piece_size, db, tls, DEFAULT_PIECE_CACHE, None)
     }
 
-    /// As [`new`](Self::new), with a piece cache of `cache_bytes`.
+    /// As [`new`](Self::new), with a piece cache of `cache_bytes`, making
+    /// manifests only of what `rules` make distributable.
     pub fn with_cache(
         upstream: Uri,
         piece_size: u32,
         db: HubDb,
         tls: &UpstreamTls,
         cache_bytes: u64,
+        rules: Option<crate::proxy::Rules>,
     ) -> Self {
         let client = upstream_client::client(tls, DEFAULT_CONNECT_TIMEOUT);
         Self {
@@ -176,6 +191,7 @@ impl Manifests {
                 current: Mutex::new(HashMap::new()),
                 computing: Arc::new(Semaphore::new(MAX_COMPUTING)),
                 cache: Arc::new(PieceCache::new(cache_bytes)),
+                rules,
                 unvalidated: Mutex::new(HashMap::new()),
                 pieces: Mutex::new(HashMap::new()),
                 computed: AtomicU64::new(0),
@@ -207,6 +223,16 @@ impl Manifests {
     /// The bytes of piece `hash`, read from the upstream with a Range
     /// request and verified before they are returned.
     pub async fn fetch_piece(&self, hash: &PieceHash) -> Result<Bytes, ManifestServiceError> {
+        self.fetch_piece_for(hash, None).await
+    }
+
+    /// As [`fetch_piece`](Self::fetch_piece), on behalf of `client` (named
+    /// to the upstream in `X-Forwarded-For`, so its IP rules apply).
+    pub async fn fetch_piece_for(
+        &self,
+        hash: &PieceHash,
+        client: Option<IpAddr>,
+    ) -> Result<Bytes, ManifestServiceError> {
         let loc = self
             .locate(hash)
             .ok_or(ManifestServiceError::UnknownPiece)?;
@@ -215,7 +241,9 @@ impl Manifests {
         }
         let last = loc.offset + u64::from(loc.length) - 1;
         let range = format!("bytes={}-{last}", loc.offset);
-        let resp = self.upstream(Method::GET, &loc.path, Some(&range)).await?;
+        let resp = self
+            .upstream(Method::GET, &loc.path, Some(&range), client)
+            .await?;
         let status = resp.status();
         // 206 is the answer to the range; 200 means the upstream ignored
         // Range, and the piece is the slice at `offset`.
@@ -255,7 +283,20 @@ impl Manifests {
 
     /// The current manifest of `path`.
     pub async fn get(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
-        self.get_inner(path, false).await
+        self.get_inner(path, false, None).await
+    }
+
+    /// As [`get`](Self::get), on behalf of `client`: every upstream request
+    /// made for it names the client in `X-Forwarded-For`, so the upstream's
+    /// IP rules apply to what the hub fetches for it (the version check is
+    /// made for every client; a computation shared with others is made as
+    /// the first one that asked).
+    pub async fn get_for(
+        &self,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
+        self.get_inner(path, false, client).await
     }
 
     /// As [`get`](Self::get), but also waits for a response the proxy is
@@ -263,18 +304,19 @@ impl Manifests {
     /// when its viewer has read the whole body, and a viewer's manifest
     /// request must not wait for another viewer's playback).
     pub async fn get_or_wait(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
-        self.get_inner(path, true).await
+        self.get_inner(path, true, None).await
     }
 
     async fn get_inner(
         &self,
         path: &str,
         wait_for_tee: bool,
+        client: Option<IpAddr>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         check_path(path)?;
-        let version = self.upstream_version(path).await?;
+        let version = self.upstream_version(path, client).await?;
         let Some(version) = version else {
-            return self.unvalidated(path).await;
+            return self.unvalidated(path, client).await;
         };
         let db = self.inner.db.clone();
         let (p, v) = (path.to_string(), version.clone());
@@ -302,7 +344,7 @@ impl Manifests {
                 return Ok(m);
             }
         }
-        self.computed_once(path, version).await
+        self.computed_once(path, version, client).await
     }
 
     /// The manifest of `path` at `version`: from the database, else from
@@ -312,6 +354,7 @@ impl Manifests {
         &self,
         path: &str,
         version: String,
+        client: Option<IpAddr>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         let key = (path.to_string(), version);
         let computation = {
@@ -322,7 +365,7 @@ impl Manifests {
                 let this = self.clone();
                 let (p, v) = key.clone();
                 let c: Computation = async move {
-                    let result = this.compute_and_store(&p).await;
+                    let result = this.compute_and_store(&p, client).await;
                     lock(&this.inner.inflight).remove(&(p, v));
                     result
                 }
@@ -338,8 +381,12 @@ impl Manifests {
     }
 
     /// Hashes `path` from the upstream, stores and indexes the manifest.
-    async fn compute_and_store(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
-        let m = self.compute(path).await?;
+    async fn compute_and_store(
+        &self,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
+        let m = self.compute(path, client).await?;
         self.store(&m).await?;
         Ok(m)
     }
@@ -357,13 +404,17 @@ impl Manifests {
         Ok(())
     }
 
-    async fn unvalidated(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
+    async fn unvalidated(
+        &self,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
         if let Some((at, m)) = lock(&self.inner.unvalidated).get(path) {
             if at.elapsed() < UNVALIDATED_TTL {
                 return Ok(Arc::clone(m));
             }
         }
-        let m = self.compute(path).await?;
+        let m = self.compute(path, client).await?;
         let mut cache = lock(&self.inner.unvalidated);
         // Bounded: an attacker requesting many paths only churns this map.
         if cache.len() >= 1024 {
@@ -418,6 +469,7 @@ impl Manifests {
         method: Method,
         path: &str,
         range: Option<&str>,
+        client: Option<IpAddr>,
     ) -> Result<http::Response<hyper::body::Incoming>, ManifestServiceError> {
         let mut req = Request::builder()
             .method(method)
@@ -425,6 +477,11 @@ impl Manifests {
             .header(header::ACCEPT_ENCODING, "identity");
         if let Some(range) = range {
             req = req.header(header::RANGE, range);
+        }
+        // Whom the hub asks for: the upstream's IP rules see the client, as
+        // they do for what the proxy forwards.
+        if let Some(ip) = client {
+            req = req.header("x-forwarded-for", ip.to_string());
         }
         let req = req
             .body(Empty::new())
@@ -436,22 +493,63 @@ impl Manifests {
     }
 
     /// The upstream's validator for `path`: strong ETag, else Last-Modified.
-    async fn upstream_version(&self, path: &str) -> Result<Option<String>, ManifestServiceError> {
-        let resp = self.upstream(Method::HEAD, path, None).await?;
+    ///
+    /// Also where the rules are applied: a manifest is made only of what the
+    /// proxy itself would distribute (an HTML page, an API answer or a small
+    /// file asked for by name is not), and never of a private response.
+    async fn upstream_version(
+        &self,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Option<String>, ManifestServiceError> {
+        let resp = self.upstream(Method::HEAD, path, None, client).await?;
         if !resp.status().is_success() {
             return Err(ManifestServiceError::Upstream(resp.status()));
         }
+        self.check_distributable(path, resp.headers())?;
         Ok(validator(resp.headers()))
+    }
+
+    /// The rules' verdict on a response's headers.
+    fn check_distributable(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Result<(), ManifestServiceError> {
+        if crate::proxy::distributable::is_private_response(headers) {
+            return Err(ManifestServiceError::Private);
+        }
+        let Some(rules) = &self.inner.rules else {
+            return Ok(());
+        };
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        if rules.is_distributable(path, content_type, length) {
+            Ok(())
+        } else {
+            Err(ManifestServiceError::NotDistributable)
+        }
     }
 
     /// Streams the body once, hashing piece by piece. The version is the
     /// validator of this very response (the resource may have changed since
     /// the HEAD), else the SHA-256 of the bytes.
-    async fn compute(&self, path: &str) -> Result<Arc<Manifest>, ManifestServiceError> {
-        let resp = self.upstream(Method::GET, path, None).await?;
+    async fn compute(
+        &self,
+        path: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
+        let resp = self.upstream(Method::GET, path, None, client).await?;
         if resp.status() != StatusCode::OK {
             return Err(ManifestServiceError::Upstream(resp.status()));
         }
+        // Again on this very response: it may differ from the HEAD's.
+        self.check_distributable(path, resp.headers())?;
         let version = validator(resp.headers());
         let content_type = resp
             .headers()
@@ -523,7 +621,9 @@ fn validator(h: &http::HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn check_path(path: &str) -> Result<(), ManifestServiceError> {
+/// Whether `path` can name a resource at all (a malformed one is the
+/// caller's error, not a question of distribution).
+pub fn check_path(path: &str) -> Result<(), ManifestServiceError> {
     if !path.starts_with('/') || path.starts_with("//") {
         return Err(ManifestServiceError::BadPath("must start with a single /"));
     }

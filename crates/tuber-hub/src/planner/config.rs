@@ -51,13 +51,28 @@ pub struct PlannerConfig {
     pub default_capacity: Capacity,
     /// Half-life of the measured upload used to rank providers. Default 10 min.
     pub upload_half_life: Duration,
-    /// How long a blame for a bad piece is remembered after the last one
-    /// against the same peer. Default 24 h.
+    /// How long each reporter group's blame of a peer counts (then it ages
+    /// out, whatever else happens). Default 24 h.
     pub blame_memory: Duration,
-    /// Blamed peers remembered at most (the oldest record goes first).
-    /// Default 65 536.
+    /// Blamed peers remembered at most. When full, new blame records are
+    /// refused (existing ones are never evicted by volume, so junk cannot
+    /// flush the blames against a real liar). Default 65 536.
     pub max_blame_records: usize,
-    /// Bans kept at most (the oldest ban goes first). Default 100 000.
+    /// Live blames one reporter group may hold (against distinct peers);
+    /// more from that group are ignored until its blames age out, so one
+    /// network cannot fill the blame records. Default 64. At least 1.
+    pub max_blames_per_group: usize,
+    /// How long the planner remembers that it named a provider of a piece
+    /// to an asker (`want` → `providers`): a blame counts only for such an
+    /// introduction. Default 10 min (reports come every few seconds).
+    pub introduction_memory: Duration,
+    /// (provider, piece) introductions remembered per connected peer, the
+    /// oldest forgotten first (only that peer's own). Default 8192.
+    /// At least 64 (one piece's providers always fit).
+    pub max_introductions_per_peer: usize,
+    /// How long a ban lasts. Default 7 days.
+    pub ban_duration: Duration,
+    /// Bans kept at most (the one expiring first goes first). Default 100 000.
     pub max_bans: usize,
 }
 
@@ -97,6 +112,10 @@ impl Default for PlannerConfig {
             upload_half_life: Duration::from_secs(600),
             blame_memory: Duration::from_secs(24 * 3600),
             max_blame_records: 65_536,
+            max_blames_per_group: 64,
+            introduction_memory: Duration::from_secs(600),
+            max_introductions_per_peer: 8192,
+            ban_duration: Duration::from_secs(7 * 24 * 3600),
             max_bans: 100_000,
         }
     }
@@ -112,6 +131,8 @@ impl PlannerConfig {
         self.ping_interval = self.ping_interval.max(Duration::from_millis(1));
         self.upload_half_life = self.upload_half_life.max(Duration::from_millis(1));
         self.max_blame_records = self.max_blame_records.max(1);
+        self.max_blames_per_group = self.max_blames_per_group.max(1);
+        self.max_introductions_per_peer = self.max_introductions_per_peer.max(64);
         self
     }
 }

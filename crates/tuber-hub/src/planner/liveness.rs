@@ -9,7 +9,8 @@
 //! [`Planner::handle_activity`] for relayed messages) counts as hearing from
 //! it. Since a tick only comes every interval, a silent peer is evicted
 //! between 3 and 4 intervals after it was last heard from: after it missed
-//! three pings. The same tick forgets expired blame records.
+//! three pings. The same tick forgets expired blames and introductions; bans
+//! end at their own time (`poll_timeout` is the earlier of the two).
 
 use std::time::{Duration, Instant};
 
@@ -36,12 +37,17 @@ impl Planner {
     /// until the next input).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_tick
+        match (self.next_tick, self.bans.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Runs the sweep if it is due: evictions, pings, expiry of blames.
-    /// Calling it early does nothing.
+    /// Ends the bans that are due, then runs the sweep if it is due:
+    /// evictions, pings, expiry of blames and introductions. Calling it
+    /// early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_bans(now);
         let Some(due) = self.next_tick else {
             return;
         };
@@ -72,6 +78,10 @@ impl Planner {
             self.send(peer, HubToClient::Ping { nonce });
         }
         self.blames.prune(now, self.config.blame_memory);
+        let memory = self.config.introduction_memory;
+        for p in self.peers.values_mut() {
+            p.intros.prune(now, memory);
+        }
         self.next_tick = None;
         self.schedule(now);
     }

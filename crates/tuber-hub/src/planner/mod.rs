@@ -15,7 +15,7 @@
 //!    acts on each [`Output`] in order: `Send` → encode and send on that
 //!    peer's WebSocket; `Disconnect` → send `error` with
 //!    [`DisconnectReason::code`] (if any) and close that connection;
-//!    `Banned` → persist the ban;
+//!    `Banned` → persist the ban; `BanExpired` → forget the persisted ban;
 //! 3. arms a timer for [`Planner::poll_timeout`] and calls
 //!    [`Planner::handle_timeout`] when it fires (the planner's pings come
 //!    out of that, as `Send(peer, ping)`).
@@ -43,8 +43,11 @@
 //!   peers of weight > 0) by [`hrw_score`]; weight = [`capacity_weight`].
 //!   Joins and leaves move only what the newcomer wins or the leaver held.
 //! - **Credit and bans** (`reports.rs`): only the receiver's `down` credits
-//!   the sender; blames from `ban_threshold` distinct [`ReporterGroup`]s
-//!   (a trusted peer alone, anyone else per network) ban.
+//!   the sender; a blame counts only for a provider the planner named to
+//!   that reporter for that piece (`introductions.rs`); blames from
+//!   `ban_threshold` distinct [`ReporterGroup`]s (a trusted peer alone,
+//!   anyone else per network) ban for `ban_duration` (`bans.rs`); blames
+//!   age out and are capped per group (`blames.rs`).
 //! - **Liveness** (`liveness.rs`): a sweep every `ping_interval` pings
 //!   everyone and evicts peers silent for more than [`MISSED_PINGS`]
 //!   intervals.
@@ -54,15 +57,21 @@
 //! - `holdings.rs` — piece ↔ holder index.
 //! - `rank.rs` — `want` → `providers`: the ranking, documented there.
 //! - `assign.rs` — partitions, weighted rendezvous hashing, `assign`/`unassign`.
-//! - `reports.rs` — upload credit, blames, bans.
+//! - `reports.rs` — upload credit, counting blames.
+//! - `introductions.rs` — whom each peer was sent to, for which pieces.
+//! - `blames.rs` — blame records: ageing, per-group caps.
+//! - `bans.rs` — bans, their expiry, restore and lift.
 //! - `liveness.rs` — pings, eviction, the timer.
 //! - `output.rs` — [`Output`] and the reasons for refusing or disconnecting.
 //! - `changes.rs` — assignment changes → `assign`/`unassign` messages.
 
 mod assign;
+mod bans;
+mod blames;
 mod changes;
 mod config;
 mod holdings;
+mod introductions;
 mod liveness;
 mod output;
 mod rank;
@@ -72,13 +81,16 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use tuber_proto::limits::MAX_HASHES_PER_MESSAGE;
-use tuber_proto::signal::{Capacity, HubToClient, Role, Validate};
+use tuber_proto::signal::{Capacity, HubToClient, Provider, Role, Validate};
 use tuber_proto::{ManifestId, PeerId, PieceHash};
 
 use assign::Content;
+use bans::Bans;
+use blames::Blames;
 use changes::Changes;
 use holdings::Holdings;
-use reports::{Bans, Blames, Decayed};
+use introductions::Introductions;
+use reports::Decayed;
 
 pub use assign::{hrw_score, ContentError};
 pub use config::{capacity_weight, BanReporters, PlannerConfig, UNLIMITED_UPLOAD_BPS};
@@ -98,6 +110,8 @@ struct Peer {
     upload: Decayed,
     /// Whom its blames count as.
     group: ReporterGroup,
+    /// Whom the planner sent it to, for which pieces: what it may blame.
+    intros: Introductions,
 }
 
 impl Peer {
@@ -179,6 +193,7 @@ impl Planner {
         capacity: Option<Capacity>,
         group: ReporterGroup,
     ) -> Result<(), Refused> {
+        self.expire_bans(now);
         if self.bans.contains(&peer) {
             return Err(Refused::Banned);
         }
@@ -200,6 +215,7 @@ impl Planner {
                     last_seen: now,
                     upload: Decayed::new(now),
                     group,
+                    intros: Introductions::default(),
                 };
                 self.peers.insert(peer, p);
             }
@@ -260,6 +276,7 @@ impl Planner {
             tracing::debug!(?asker, len = pieces.len(), "want list truncated");
         }
         let providers = self.rank_providers(now, &asker, pieces);
+        self.remember_introductions(now, asker, pieces, &providers);
         self.send(asker, HubToClient::Providers { req, providers });
     }
 
@@ -295,6 +312,32 @@ impl Planner {
         let known = self.content.remove(&manifest, &mut changes);
         self.emit(changes);
         known
+    }
+
+    /// Records whom `providers` named to `asker` for which of `pieces`:
+    /// the only blames `asker` may make (see `introductions.rs`).
+    fn remember_introductions(
+        &mut self,
+        now: Instant,
+        asker: PeerId,
+        pieces: &[PieceHash],
+        providers: &[Provider],
+    ) {
+        let max = self.config.max_introductions_per_peer;
+        let Some(p) = self.peers.get_mut(&asker) else {
+            return;
+        };
+        let mut named: BTreeMap<u32, Vec<PeerId>> = BTreeMap::new();
+        for prov in providers {
+            for &i in &prov.pieces {
+                named.entry(i).or_default().push(prov.peer);
+            }
+        }
+        for (i, peers) in named {
+            if let Some(piece) = pieces.get(i as usize) {
+                p.intros.record(now, *piece, peers, max);
+            }
+        }
     }
 
     /// Marks `peer` as heard from; false if it is not connected.

@@ -17,6 +17,8 @@ pub enum Output {
     Disconnect(PeerId, DisconnectReason),
     /// This peer was just banned: persist it (see [`Planner::bans`](super::Planner::bans)).
     Banned(PeerId),
+    /// This peer's ban ran out (`ban_duration`): forget the persisted ban.
+    BanExpired(PeerId),
 }
 
 /// Why the planner disconnects a peer.

@@ -150,7 +150,10 @@ impl Rules {
     /// Whether an `exclude` pattern matches; playlist segments are checked
     /// against it too.
     pub fn is_excluded(&self, path_and_query: &str) -> bool {
-        self.exclude.iter().any(|p| p.matches(path_and_query))
+        // A path in any but its one plain spelling could name, at the
+        // upstream, what an exclude pattern names (`/./private/a.bin`,
+        // `/a/../private/a.bin`, `//private`, `%2e`): never distributed.
+        !is_canonical(path_and_query) || self.exclude.iter().any(|p| p.matches(path_and_query))
     }
 
     /// Whether this response is an HLS playlist or a DASH manifest whose
@@ -191,6 +194,23 @@ impl Rules {
     fn extension_qualifies(&self, path_and_query: &str) -> bool {
         extension(path_and_query).is_some_and(|e| self.extensions.contains(&e))
     }
+}
+
+/// Whether a response is for one person only, so never distributable,
+/// whatever the rules say: it sets a cookie, or says `Cache-Control:
+/// private` or `no-store`. (A response to a request that carried cookies
+/// or `Authorization` is the caller's to judge: see `Proxy::handle`.)
+pub fn is_private_response(headers: &HeaderMap) -> bool {
+    if headers.contains_key(header::SET_COOKIE) {
+        return true;
+    }
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.split('=').next().unwrap_or("").trim())
+        .any(|d| d.eq_ignore_ascii_case("private") || d.eq_ignore_ascii_case("no-store"))
 }
 
 /// Whether a response may be distributable at all: a `GET` answered 200 or 206.
@@ -263,6 +283,31 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// The path without `?query` (and without a `#fragment`, should one slip in).
+/// Whether the path part is in its one plain spelling: absolute, no empty,
+/// `.` or `..` segments, no backslash, and no percent-encoded `.`, `/` or
+/// `\` (which an upstream may decode into one of those).
+pub fn is_canonical(path_and_query: &str) -> bool {
+    let path = strip_query(path_and_query);
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e)) {
+        return false;
+    }
+    // The root, or segments that are neither empty nor dots (a trailing
+    // slash is a directory, as common as it is harmless).
+    rest.is_empty()
+        || rest
+            .strip_suffix('/')
+            .unwrap_or(rest)
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
 pub fn strip_query(path_and_query: &str) -> &str {
     let end = path_and_query
         .find(['?', '#'])
@@ -294,6 +339,31 @@ pub(crate) fn mime_essence(content_type: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_spellings_of_a_path_are_distributable() {
+        let rules = Rules::new(&DistributeConfig {
+            exclude: vec!["/private/*".into()],
+            ..DistributeConfig::default()
+        });
+        let mb = Some(4 << 20);
+        assert!(rules.is_distributable("/public/a.bin?x=1", "", mb));
+        assert!(rules.is_distributable("/dir/", "video/mp4", mb));
+        for sneaky in [
+            "/private/a.bin",
+            "/./private/a.bin",
+            "/x/../private/a.bin",
+            "//private/a.bin",
+            "/%2e/private/a.bin",
+            "/%2Fprivate/a.bin",
+            "/x\\..\\private/a.bin",
+            "/public/%2e%2e/private/a.bin",
+            "relative/a.bin",
+        ] {
+            assert!(rules.is_excluded(sneaky), "{sneaky}");
+            assert!(!rules.is_distributable(sneaky, "video/mp4", mb), "{sneaky}");
+        }
+    }
 
     #[test]
     fn globs() {

@@ -102,6 +102,7 @@ pub(crate) fn upstream_request(
     parts: &mut Parts,
     target: &Target,
     client_addr: Option<SocketAddr>,
+    trusted: &super::trust::TrustedProxies,
     upgrade: bool,
 ) -> Result<(), http::Error> {
     let path = parts
@@ -138,6 +139,12 @@ pub(crate) fn upstream_request(
         "x-forwarded-proto",
         HeaderValue::from_static(target.forwarded_proto),
     );
+    // A client's own forwarding headers are claims about other addresses:
+    // passed on from a trusted reverse proxy only.
+    if !client_addr.is_some_and(|a| trusted.trusts(a.ip())) {
+        headers.remove("x-forwarded-for");
+        headers.remove(header::FORWARDED);
+    }
     if let Some(addr) = client_addr {
         append_forwarded_for(headers, addr);
     }

@@ -29,6 +29,7 @@ mod forward;
 mod inject;
 pub mod playlist;
 mod report;
+mod trust;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -52,6 +53,7 @@ pub use error_page::UpstreamFailure;
 pub use forward::origin_key;
 pub use playlist::{hls_segment_uris, PlaylistKind};
 pub use report::{SeenReason, SeenResource};
+pub use trust::{Cidr, TrustedProxies};
 
 use crate::config::DistributeConfig;
 use crate::manifests::{Manifests, Tee, TeeBody};
@@ -86,6 +88,8 @@ pub struct ProxySettings {
     /// Hashes a distributable response as it streams to its viewer (the
     /// first one), so the hub need not download it again for its manifest.
     pub manifests: Option<Manifests>,
+    /// Reverse proxies whose forwarding headers are passed on.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Why a proxy could not be built.
@@ -121,6 +125,7 @@ struct Inner {
     public_origin: Option<String>,
     origin_bytes: Option<Arc<AtomicU64>>,
     manifests: Option<Manifests>,
+    trusted_proxies: TrustedProxies,
     reporter: Reporter,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -183,6 +188,7 @@ impl Proxy {
                 public_origin: public_origin.map(|(_, shown)| shown),
                 origin_bytes: settings.origin_bytes.clone(),
                 manifests: settings.manifests.clone(),
+                trusted_proxies: settings.trusted_proxies.clone(),
                 reporter: Reporter {
                     seen,
                     rules: Arc::new(Rules::new(&settings.distribute)),
@@ -205,6 +211,11 @@ impl Proxy {
             .path_and_query()
             .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
         let wants_html = forward::accepts_html(&parts.headers);
+        // The answer to a request with credentials may be that person's
+        // alone: never distributed (the hub's own requests for manifests
+        // carry none, so what peers share is what anyone may fetch).
+        let credentialed = parts.headers.contains_key(header::COOKIE)
+            || parts.headers.contains_key(header::AUTHORIZATION);
         // Only an HTTP/1.1 connection can be taken over; without hyper's
         // upgrade handle the request is forwarded as a plain GET.
         let client_upgrade = if forward::is_websocket_upgrade(&parts.headers) {
@@ -216,6 +227,7 @@ impl Proxy {
             &mut parts,
             &inner.target,
             client_addr,
+            &inner.trusted_proxies,
             client_upgrade.is_some(),
         ) {
             tracing::debug!("request not forwardable: {e}");
@@ -224,7 +236,7 @@ impl Proxy {
         parts.extensions = http::Extensions::new();
         let request = Request::from_parts(parts, body);
         match inner.client.request(request).await {
-            Ok(response) => self.respond(&method, &path, response, client_upgrade),
+            Ok(response) => self.respond(&method, &path, credentialed, response, client_upgrade),
             Err(e) => {
                 let failure = UpstreamFailure::classify(&e);
                 tracing::warn!(
@@ -243,6 +255,7 @@ impl Proxy {
         &self,
         method: &Method,
         path: &str,
+        credentialed: bool,
         mut response: http::Response<Incoming>,
         client_upgrade: Option<OnUpgrade>,
     ) -> Response {
@@ -267,7 +280,7 @@ impl Proxy {
             inner.public_origin.as_deref(),
         );
 
-        let body = self.client_body(method, path, status, &mut headers, body);
+        let body = self.client_body(method, path, credentialed, status, &mut headers, body);
         let mut out = Response::new(body);
         *out.status_mut() = status;
         *out.headers_mut() = headers;
@@ -281,6 +294,7 @@ impl Proxy {
         &self,
         method: &Method,
         path: &str,
+        credentialed: bool,
         status: StatusCode,
         headers: &mut HeaderMap,
         body: Incoming,
@@ -323,7 +337,10 @@ impl Proxy {
         } else {
             let mut counted = false;
             let mut tee = None;
-            if distributable::eligible(method, status) {
+            if distributable::eligible(method, status)
+                && !credentialed
+                && !distributable::is_private_response(headers)
+            {
                 let length = distributable::full_length(status, headers);
                 if rules.is_distributable(path, &content_type, length) {
                     counted = true;
@@ -431,6 +448,7 @@ mod tests {
             public_origin: public_origin.map(str::to_string),
             origin_bytes: None,
             manifests: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 

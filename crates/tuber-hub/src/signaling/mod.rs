@@ -5,12 +5,15 @@
 //!
 //! ## Layout
 //! - `swarm.rs` — the per-swarm actor: planner inputs and outputs, relay.
+//! - `route.rs` — the `/.tuber/ws` upgrade: the `Origin` check, the
+//!   connection limit.
 //! - `conn.rs` — one connection: challenge/hello/welcome, limits, I/O.
 //! - `reporter_group.rs` — whom a connection's blames for bad pieces count
 //!   as: a trusted peer alone, anyone else by its network.
 
 mod conn;
 mod reporter_group;
+pub(crate) mod route;
 mod swarm;
 
 use std::collections::HashMap;
@@ -195,6 +198,19 @@ impl SwarmHandle {
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default()
+    }
+
+    /// Lifts `peer`'s ban (planner and database); true if it was banned.
+    pub async fn unban(&self, peer: PeerId) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Unban { peer, reply }).await.is_err() {
+            return false;
+        }
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false)
     }
 
     async fn join(

@@ -65,6 +65,11 @@ pub(crate) enum Command {
     Gauges {
         reply: oneshot::Sender<Gauges>,
     },
+    /// The operator lifts a ban: the planner and the database forget it.
+    Unban {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Outgoing messages a connection may have queued before it counts as stuck.
@@ -85,10 +90,12 @@ pub(crate) struct SwarmActor {
 
 impl SwarmActor {
     pub(crate) fn new(config: PlannerConfig, db: HubDb, metrics: Arc<Metrics>) -> Self {
+        let ban_duration = config.ban_duration;
         let mut planner = Planner::new(config);
-        // Bans outlive restarts: the planner refuses these on return.
-        match db.bans() {
-            Ok(bans) => planner.restore_bans(Instant::now(), bans.into_iter().map(|(p, _)| p)),
+        // Bans outlive restarts (for what is left of them): the planner
+        // refuses these on return. Those that ran out meanwhile are deleted.
+        match crate::bans::split_expired(&db, ban_duration, crate::db::unix_now()) {
+            Ok(active) => planner.restore_bans(Instant::now(), active),
             Err(e) => tracing::error!(error = %e, "cannot read bans; starting without them"),
         }
         Self {
@@ -179,6 +186,20 @@ impl SwarmActor {
                     trusted: self.planner.trusted_count() as u64,
                     bans: self.planner.ban_count() as u64,
                     ..Gauges::default()
+                });
+            }
+            Command::Unban { peer, reply } => {
+                let in_planner = self.planner.unban(&peer);
+                let db = self.db.clone();
+                self.blocking.spawn_blocking(move || {
+                    let in_db = db.unban(&peer).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot delete a ban");
+                        false
+                    });
+                    if in_planner || in_db {
+                        tracing::info!(?peer, "ban lifted by the operator");
+                    }
+                    let _ = reply.send(in_planner || in_db);
                 });
             }
         }
@@ -316,6 +337,14 @@ impl SwarmActor {
                             db.record_ban(&peer, "bad pieces reported by several peers", now)
                         {
                             tracing::error!(error = %e, "cannot persist a ban");
+                        }
+                    });
+                }
+                Output::BanExpired(peer) => {
+                    let db = self.db.clone();
+                    self.blocking.spawn_blocking(move || {
+                        if let Err(e) = db.unban(&peer) {
+                            tracing::error!(error = %e, "cannot delete an expired ban");
                         }
                     });
                 }

@@ -109,6 +109,7 @@ pub fn settings(upstream: SocketAddr) -> ProxySettings {
         public_origin: None,
         origin_bytes: None,
         manifests: None,
+        trusted_proxies: tuber_hub::proxy::TrustedProxies::new(&["127.0.0.0/8".to_string()]),
     }
 }
 

@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::{TcpListener, UdpSocket};
 
+mod admin_client;
+pub mod bans;
+
 use crate::admin::{self, InviteRequest, InviteResponse};
 use crate::config::HubConfig;
 use crate::db::{DbError, HubDb};
@@ -18,6 +21,18 @@ use crate::server::{self, HubError};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// Parses `args` (the first is the program's name) as the binary parses
+    /// its own: for tests that run a command in-process.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Self as Parser>::try_parse_from(args)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +55,12 @@ enum Command {
         #[command(subcommand)]
         command: InviteCommand,
     },
+    /// List and lift bans of peers that sent bad pieces (works whether or
+    /// not the hub is running).
+    Bans {
+        #[command(subcommand)]
+        command: bans::BansCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +79,7 @@ enum InviteCommand {
 }
 
 #[derive(Debug, Args)]
-struct Common {
+pub(crate) struct Common {
     /// HTTP address to listen on (port 0: any free port).
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -101,7 +122,7 @@ struct Common {
 }
 
 impl Common {
-    fn config(&self) -> Result<HubConfig, HubError> {
+    pub(crate) fn config(&self) -> Result<HubConfig, HubError> {
         let mut c = match &self.config {
             Some(path) => HubConfig::load(path).map_err(|e| HubError::Config(e.to_string()))?,
             None => HubConfig::default(),
@@ -210,6 +231,7 @@ pub async fn main(cli: Cli) -> Result<(), HubError> {
             );
             Ok(())
         }
+        Command::Bans { command } => bans::run(command).await,
     }
 }
 
@@ -331,102 +353,19 @@ async fn create_invite(
                 name: name.to_string(),
                 expires: Some(Duration::from_secs(lifetime)),
             };
-            admin_request(config, &dir, &token, &req).await
+            let body = serde_json::to_vec(&req).map_err(|e| HubError::Config(e.to_string()))?;
+            let answer = admin_client::call(
+                config,
+                &dir,
+                &token,
+                http::Method::POST,
+                "/.tuber/admin/invites",
+                Some(body),
+            )
+            .await?;
+            serde_json::from_slice(&answer)
+                .map_err(|e| HubError::Config(format!("the running hub answered: {e}")))
         }
         Err(e) => Err(e.into()),
     }
-}
-
-async fn admin_request(
-    config: &HubConfig,
-    data_dir: &std::path::Path,
-    token: &str,
-    req: &InviteRequest,
-) -> Result<InviteResponse, HubError> {
-    use http_body_util::{BodyExt, Full};
-    let listen = config.listen;
-    let body = serde_json::to_vec(req).map_err(|e| HubError::Config(e.to_string()))?;
-    let host = if listen.ip().is_unspecified() {
-        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
-    } else {
-        listen
-    };
-    // A hub serving HTTPS is spoken to over TLS, trusting exactly the
-    // certificate it serves (tls/pinned.rs): the token never goes in
-    // cleartext, nor to anything else on that port.
-    let pinned = match &config.tls {
-        Some(tls) => {
-            let file = crate::tls::pinned::served_cert_file(tls, data_dir).ok_or_else(|| {
-                HubError::Config("no certificate file of the running hub to trust".into())
-            })?;
-            Some(
-                crate::tls::pinned::client_config(&file)
-                    .map_err(|e| HubError::Config(format!("the running hub's certificate: {e}")))?,
-            )
-        }
-        None => None,
-    };
-    let scheme = if pinned.is_some() { "https" } else { "http" };
-    let request = http::Request::post(format!("{scheme}://{host}/.tuber/admin/invites"))
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(bytes::Bytes::from(body)))
-        .map_err(|e| HubError::Config(e.to_string()))?;
-    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-    http.enforce_http(false);
-    let connector = match pinned {
-        Some(tls) => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(http),
-        None => hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(
-                crate::upstream_client::UpstreamTls::bundled()
-                    .map_err(|e| HubError::Config(e.to_string()))?
-                    .client_config(),
-            )
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http),
-    };
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(connector);
-    let unreachable = |e: String| {
-        HubError::Config(format!(
-            "the hub database is in use, but the hub at {host} did not answer ({e}); pass --listen or --config of the running hub"
-        ))
-    };
-    // A hub that just started may not serve its certificate yet (it loads
-    // it after binding): a failed connect is tried again, a few times.
-    let (parts, body) = request.into_parts();
-    let mut attempt = 0;
-    let resp = loop {
-        let request = http::Request::from_parts(parts.clone(), body.clone());
-        let sent = tokio::time::timeout(Duration::from_secs(10), client.request(request)).await;
-        match sent {
-            Err(_) => return Err(unreachable("timed out".into())),
-            Ok(Ok(resp)) => break resp,
-            Ok(Err(e)) if e.is_connect() && attempt < 5 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Ok(Err(e)) => return Err(unreachable(crate::upstream_client::error_chain(&e))),
-        }
-    };
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
-    if !status.is_success() {
-        return Err(HubError::Config(format!(
-            "the running hub refused the invite: {status} {}",
-            String::from_utf8_lossy(&bytes).trim()
-        )));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| HubError::Config(format!("the running hub answered: {e}")))
 }
