@@ -17,16 +17,6 @@
 //! A single take larger than the burst could never fit; rather than refuse
 //! it forever, it is admitted when the bucket is full and leaves the bucket
 //! in debt, which later takes repay. The long-run rate is kept either way.
-//!
-//! ## Uploads: reserve, spend, refund
-//! Uploads are charged for bytes actually sent, not bytes asked for: a
-//! request that is answered `missing`, cancelled, or cut off by a closing
-//! channel must cost the donor nothing, or anyone could drain its cap (for
-//! every swarm at once) without receiving a byte. So serving a request
-//! [`Budgets::reserve_upload`]s at most one burst (admitted as a take is);
-//! the link spends the reservation as `data` frames go out
-//! ([`crate::upload_ledger`]), [`Budgets::charge_upload`]s bytes beyond it,
-//! and [`Budgets::refund_upload`]s what was reserved and never sent.
 
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
@@ -138,43 +128,6 @@ impl RateLimit {
         })
     }
 
-    /// Reserves up to one burst for an answer of `bytes`: admitted when
-    /// `min(bytes, burst)` fits now (as [`RateLimit::try_take`]), and only
-    /// that much is taken, so one huge request never puts the bucket in
-    /// debt for bytes not sent yet. Returns the bytes reserved (0 when
-    /// unlimited).
-    pub fn try_reserve(&mut self, now: Instant, bytes: u64) -> Result<u64, Busy> {
-        if self.rate == Rate::Unlimited {
-            return Ok(0);
-        }
-        let reserved = bytes.min(self.burst);
-        self.try_take(now, reserved)?;
-        Ok(reserved)
-    }
-
-    /// Gives back `bytes` taken but not used (never beyond a full bucket).
-    pub fn refund(&mut self, now: Instant, bytes: u64) {
-        if self.rate == Rate::Unlimited {
-            return;
-        }
-        self.refill(now);
-        let full = i128::from(self.burst) * SCALE;
-        self.tokens = self
-            .tokens
-            .saturating_add(i128::from(bytes) * SCALE)
-            .min(full);
-    }
-
-    /// Takes `bytes` that were already sent, whatever the bucket holds (it
-    /// may go into debt, which later takes repay).
-    pub fn charge(&mut self, now: Instant, bytes: u64) {
-        if self.rate == Rate::Unlimited {
-            return;
-        }
-        self.refill(now);
-        self.tokens = self.tokens.saturating_sub(i128::from(bytes) * SCALE);
-    }
-
     /// Changes the rate from `now` on: time before `now` still refills at
     /// the old rate, and the burst follows the new rate.
     pub fn set_rate(&mut self, now: Instant, rate: Rate) {
@@ -239,23 +192,6 @@ impl Budgets {
     pub fn try_upload(&mut self, now: Instant, bytes: u64) -> Result<(), Busy> {
         self.check_paused()?;
         self.upload.try_take(now, bytes)
-    }
-
-    /// Reserves upload for an answer of `bytes` (see [`RateLimit::try_reserve`]),
-    /// or says busy.
-    pub fn reserve_upload(&mut self, now: Instant, bytes: u64) -> Result<u64, Busy> {
-        self.check_paused()?;
-        self.upload.try_reserve(now, bytes)
-    }
-
-    /// Returns upload reserved but not sent.
-    pub fn refund_upload(&mut self, now: Instant, bytes: u64) {
-        self.upload.refund(now, bytes);
-    }
-
-    /// Charges upload sent beyond its reservation.
-    pub fn charge_upload(&mut self, now: Instant, bytes: u64) {
-        self.upload.charge(now, bytes);
     }
 
     /// Admits `bytes` of download, or says busy.

@@ -43,7 +43,6 @@ pub mod meter;
 pub mod swarm_client;
 pub mod tls;
 pub mod transport;
-pub mod upload_ledger;
 pub mod wire_session;
 
 pub use budget::{Budgets, Busy, Rate, RateLimit};

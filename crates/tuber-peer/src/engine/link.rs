@@ -17,13 +17,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tuber_proto::limits::LARGE_MAX_FRAME;
-use tuber_proto::wire::{kind, DATA_HEADER_LEN};
 use tuber_proto::{PeerId, PieceHash};
 
 use super::shared::SwarmShared;
 use crate::meter::Direction;
 use crate::transport::{Link, LinkEvent, TransportError};
-use crate::upload_ledger::UploadLedger;
 use crate::wire_session::{
     Event, IncomingId, RequestError, RequestId, WireSession, WireSessionConfig,
 };
@@ -137,9 +135,6 @@ struct Driver {
     /// session's in-flight cap (one task per open incoming request).
     served_tx: mpsc::Sender<(IncomingId, Serve)>,
     served_rx: mpsc::Receiver<(IncomingId, Serve)>,
-    /// Upload reserved for the answers going out: spent as their `data`
-    /// frames are sent, refunded when they are cancelled or the link ends.
-    ledger: UploadLedger,
 }
 
 impl Driver {
@@ -172,7 +167,6 @@ impl Driver {
             unresponsive,
             served_tx,
             served_rx,
-            ledger: UploadLedger::default(),
         }
     }
 
@@ -228,15 +222,6 @@ impl Driver {
                 () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
             }
         }
-        // What was reserved for answers that will now never go out.
-        self.swarm.refund_upload(self.ledger.close_all());
-        // Answers still being read from the store reserved too.
-        self.served_rx.close();
-        while let Ok((_, answer)) = self.served_rx.try_recv() {
-            if let Serve::Data(_, reserved) = answer {
-                self.swarm.refund_upload(reserved);
-            }
-        }
         for (_, reply) in self.waiting.drain() {
             let _ = reply.send(FetchOutcome::Closed);
         }
@@ -252,13 +237,8 @@ impl Driver {
     async fn send_ready(&mut self) -> Result<(), TransportError> {
         if let Some(m) = self.stash.take() {
             let len = m.len();
-            let data = data_frame_payload(&m);
             self.link.send(m).await?;
             self.record(Direction::Up, len);
-            if let Some((id, bytes)) = data {
-                // Paid as it goes out: the reservation first, then the rest.
-                self.swarm.charge_upload(self.ledger.sent(id, bytes));
-            }
         }
         Ok(())
     }
@@ -305,18 +285,10 @@ impl Driver {
                     let done = self.served_tx.clone();
                     tokio::spawn(async move {
                         let answer = swarm.serve(piece, offset, length).await;
-                        if let Err(mpsc::error::SendError((_, Serve::Data(_, reserved)))) =
-                            done.send((id, answer)).await
-                        {
-                            // The link ended meanwhile: nothing goes out.
-                            swarm.refund_upload(reserved);
-                        }
+                        let _ = done.send((id, answer)).await;
                     });
                 }
-                Event::Cancelled { id } => {
-                    self.swarm.refund_upload(self.ledger.close(id.as_u32()));
-                }
-                Event::RemoteError { .. } => {}
+                Event::Cancelled { .. } | Event::RemoteError { .. } => {}
                 Event::Completed { id, bytes, .. } => {
                     self.swarm.credit_verified(self.peer, bytes.len() as u64);
                     self.finish(id, FetchOutcome::Data(bytes));
@@ -337,19 +309,7 @@ impl Driver {
 
     fn answer(&mut self, id: IncomingId, answer: Serve) {
         let r = match answer {
-            Serve::Data(b, reserved) => {
-                let len = b.len() as u64;
-                let r = self.session.respond_data(id, b);
-                match r {
-                    Ok(()) => {
-                        let over = self.ledger.open(id.as_u32(), reserved, len);
-                        self.swarm.refund_upload(over);
-                    }
-                    // Cancelled while it was read: nothing goes out.
-                    Err(_) => self.swarm.refund_upload(reserved),
-                }
-                r
-            }
+            Serve::Data(b) => self.session.respond_data(id, b),
             Serve::Missing => self.session.respond_missing(id),
             Serve::Busy(ms) => self.session.respond_busy(id, ms),
         };
@@ -367,20 +327,9 @@ impl Driver {
     }
 }
 
-/// The `(request id, payload bytes)` of a `data` frame about to be sent;
-/// None for any other frame.
-fn data_frame_payload(m: &[u8]) -> Option<(u32, u64)> {
-    if m.first() != Some(&kind::DATA) || m.len() < DATA_HEADER_LEN {
-        return None;
-    }
-    let id = u32::from_be_bytes([m[1], m[2], m[3], m[4]]);
-    Some((id, (m.len() - DATA_HEADER_LEN) as u64))
-}
-
 /// The engine's answer to one request.
 pub enum Serve {
-    /// The bytes, and the upload budget reserved for them.
-    Data(Bytes, u64),
+    Data(Bytes),
     Missing,
     Busy(u32),
 }

@@ -112,14 +112,13 @@ pub struct SwarmShared {
 
 impl SwarmShared {
     /// Answers a remote's request for `length` bytes of `piece` at `offset`.
-    /// The piece is looked up before the upload budget is touched, so a
-    /// request for something this peer lacks costs the budget nothing;
-    /// then at most one burst is reserved ([`Budgets::reserve_upload`]),
-    /// which the link spends as the bytes go out and refunds if they do not.
     pub async fn serve(&self, piece: PieceHash, offset: u32, length: u32) -> Serve {
         let e = &self.engine;
         if e.paused() {
             return Serve::Busy(0);
+        }
+        if let Err(busy) = lock(&e.budgets).try_upload(Instant::now(), u64::from(length)) {
+            return Serve::Busy(busy.retry_after_ms());
         }
         let bytes = match e.store.get(piece).await {
             Ok(Some(b)) => Bytes::from(b),
@@ -134,29 +133,11 @@ impl SwarmShared {
         if end > bytes.len() {
             return Serve::Missing;
         }
-        let reserved = match lock(&e.budgets).reserve_upload(Instant::now(), u64::from(length)) {
-            Ok(r) => r,
-            Err(busy) => return Serve::Busy(busy.retry_after_ms()),
-        };
         let slice = bytes.slice(start..end);
         if e.corrupt_uploads {
-            return Serve::Data(link::corrupt(slice), reserved);
+            return Serve::Data(link::corrupt(slice));
         }
-        Serve::Data(slice, reserved)
-    }
-
-    /// Gives back upload reserved for bytes that were not sent.
-    pub fn refund_upload(&self, bytes: u64) {
-        if bytes > 0 {
-            lock(&self.engine.budgets).refund_upload(Instant::now(), bytes);
-        }
-    }
-
-    /// Charges upload sent beyond what was reserved for it.
-    pub fn charge_upload(&self, bytes: u64) {
-        if bytes > 0 {
-            lock(&self.engine.budgets).charge_upload(Instant::now(), bytes);
-        }
+        Serve::Data(slice)
     }
 
     /// Counts bytes moved with `peer` in the meter (all traffic: graphs
