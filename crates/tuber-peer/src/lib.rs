@@ -1,6 +1,6 @@
 //! The Tuber peer engine: what a permanent content peer (the desktop app or
-//! the headless daemon) runs. A library; the binary and the `Engine` handle
-//! that ties the parts together come later.
+//! the headless daemon) runs: the [`Engine`] handle ties the parts together,
+//! and the `tuber-peer` binary is the headless daemon over it.
 //!
 //! The shape follows the workspace's style: a pure core fed `(now, input)`
 //! (budgets, meters) under thin async drivers (the swarm client), every task
