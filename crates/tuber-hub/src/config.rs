@@ -205,6 +205,10 @@ pub struct StunConfig {
 pub struct DistributeConfig {
     /// Smallest distributable response, bytes. Default 1 MiB.
     pub min_size: u64,
+    /// Smallest distributable stream segment (a path ending in `.ts`,
+    /// `.m4s`, `.cmfv`, `.cmfa`, `.aac`: HLS and DASH segments, which are
+    /// short by design: 2 s at 2 Mb/s is 500 kB), bytes. Default 64 KiB.
+    pub segment_min_size: u64,
     /// Content-type prefixes that qualify. Default video/, audio/, image/,
     /// application/octet-stream, and common archive and media types.
     pub content_types: Vec<String>,
@@ -323,6 +327,7 @@ impl Default for DistributeConfig {
     fn default() -> Self {
         Self {
             min_size: 1024 * 1024,
+            segment_min_size: 64 * 1024,
             content_types: strings(&[
                 "video/",
                 "audio/",

@@ -20,6 +20,8 @@
 //! - [`upstream_client`] — the one HTTP client builder for the upstream
 //!   (pool, connect timeout, TLS with bundled roots), shared by the proxy
 //!   and the manifests.
+//! - [`publisher`] — what the proxy saw becomes content for the planner:
+//!   distributable responses, live segments pushed and retired.
 //! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
 //!   are its own endpoints, the proxy takes everything else.
 //! - [`site_worker`] — a site's own Service Worker hosted by Tuber's: the
@@ -44,6 +46,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod planner;
 pub mod proxy;
+pub mod publisher;
 pub mod range;
 pub mod routes;
 pub mod server;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
@@ -27,7 +27,7 @@ use crate::db::{DbError, HubDb};
 use crate::manifests::Manifests;
 use crate::metrics::Metrics;
 use crate::planner::PlannerConfig;
-use crate::proxy::{Proxy, ProxySettings, Rules, SeenResource};
+use crate::proxy::{Proxy, ProxySettings, Rules};
 use crate::signaling::{Access, Connector, Signaling, SwarmHandle};
 use crate::upstream_client::{UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 use crate::{admin, routes, stun};
@@ -229,7 +229,7 @@ pub async fn run_with(
         ProxySettings {
             upstream,
             tls,
-            script_tag: r#"<script src="/.tuber/client/tuber.js" defer></script>"#.into(),
+            script_tag: crate::proxy::page_script_tag(&rules),
             distribute: config.distribute.clone(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             public_origin: Some(public_url.clone()),
@@ -270,7 +270,7 @@ pub async fn run_with(
         ),
         None => None,
     };
-    tasks.spawn(publish_seen(
+    tasks.spawn(crate::publisher::publish_seen(
         Arc::clone(&state),
         seen_rx,
         cancel.child_token(),
@@ -359,53 +359,6 @@ async fn proxy(
         return host;
     }
     state.proxy.handle(req, Some(client)).await
-}
-
-/// Resources the proxy saw (and playlist segments) become manifests and
-/// reach the planner, one at a time so a burst cannot flood the upstream.
-async fn publish_seen(
-    state: Arc<HubState>,
-    mut seen: mpsc::Receiver<SeenResource>,
-    cancel: CancellationToken,
-) {
-    // Recently published paths, so a popular video is not re-checked on
-    // every range request. Bounded: cleared when it grows past its cap.
-    let mut recent: std::collections::HashMap<String, Instant> = Default::default();
-    const RECHECK: Duration = Duration::from_secs(60);
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            item = seen.recv() => item,
-        };
-        let Some(item) = item else { break };
-        // A playlist's entries become distributable when first requested:
-        // hashing every segment a VOD playlist lists, watched or not, would
-        // make the origin send what nobody asked for.
-        if item.reason == crate::proxy::SeenReason::Playlist {
-            continue;
-        }
-        if recent
-            .get(&item.path)
-            .is_some_and(|t| t.elapsed() < RECHECK)
-        {
-            continue;
-        }
-        if recent.len() > 10_000 {
-            recent.clear();
-        }
-        recent.insert(item.path.clone(), Instant::now());
-        let got = tokio::select! {
-            () = cancel.cancelled() => break,
-            got = state.manifests.get_or_wait(&item.path) => got,
-        };
-        match got {
-            Ok(m) => state.publish(&m).await,
-            Err(e) => {
-                tracing::debug!(path = %item.path, error = %e, "no manifest for a seen resource")
-            }
-        }
-    }
 }
 
 fn descriptor(

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,6 +15,7 @@ use tuber_hub::range::{self, RangeAnswer};
 
 use crate::Rng;
 
+#[derive(Clone)]
 struct Resource {
     bytes: Bytes,
     etag: HeaderValue,
@@ -22,7 +23,8 @@ struct Resource {
 }
 
 struct Inner {
-    resources: HashMap<String, Resource>,
+    /// Fixed at start but for texts replaced by [`Origin::set_text`].
+    resources: RwLock<HashMap<String, Resource>>,
     refuse_ranges: AtomicBool,
     bytes_served: AtomicU64,
 }
@@ -83,9 +85,8 @@ impl Origin {
                 },
             );
         }
-        let resources = all;
         let inner = Arc::new(Inner {
-            resources,
+            resources: RwLock::new(all),
             refuse_ranges: AtomicBool::new(false),
             bytes_served: AtomicU64::new(0),
         });
@@ -109,12 +110,43 @@ impl Origin {
 
     /// The bytes of `path`.
     pub fn bytes(&self, path: &str) -> Bytes {
-        self.inner.resources[path].bytes.clone()
+        self.resources()[path].bytes.clone()
+    }
+
+    /// Replaces (or adds) the text document at `path`, with a new ETag: a
+    /// live playlist moving on.
+    pub fn set_text(&self, path: &str, text: &str) {
+        let mut all = self
+            .inner
+            .resources
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = all.len();
+        all.insert(
+            path.to_string(),
+            Resource {
+                etag: HeaderValue::from_str(&format!("\"text-{n}-{}-{}\"", text.len(), sha(text)))
+                    .expect("etag"),
+                bytes: Bytes::copy_from_slice(text.as_bytes()),
+                content_type: if path.ends_with(".m3u8") {
+                    "application/vnd.apple.mpegurl"
+                } else {
+                    "text/plain"
+                },
+            },
+        );
+    }
+
+    fn resources(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Resource>> {
+        self.inner
+            .resources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// SHA-256 of `path`'s bytes, hex.
     pub fn sha256(&self, path: &str) -> String {
-        super::sha256_hex(&self.inner.resources[path].bytes)
+        super::sha256_hex(&self.resources()[path].bytes)
     }
 
     /// While on, every `Range` request (how the hub's piece endpoint reads
@@ -142,9 +174,16 @@ async fn serve(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(r) = inner.resources.get(uri.path()) else {
+    let found = inner
+        .resources
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(uri.path())
+        .cloned();
+    let Some(r) = found else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let r = &r;
     if method != Method::GET && method != Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
@@ -184,4 +223,8 @@ async fn serve(
     } else {
         resp.body(Body::empty()).expect("response")
     }
+}
+
+fn sha(text: &str) -> String {
+    super::sha256_hex(text.as_bytes())[..12].to_string()
 }

@@ -5,7 +5,9 @@
 //! A `GET` response with status 200 or 206 is distributable when it matches an
 //! `include` pattern, or when its full length is at least `min_size` and its
 //! content type starts with one of `content_types` or its path's extension is
-//! one of `extensions`. A match of an `exclude` pattern wins over everything.
+//! one of `extensions`. A stream segment (see [`SEGMENT_EXTENSIONS`])
+//! qualifies by its extension from `segment_min_size`. A match of an `exclude` pattern wins over
+//! everything.
 
 use http::{header, HeaderMap, Method, StatusCode};
 use serde::Serialize;
@@ -23,10 +25,15 @@ const HLS_CONTENT_TYPES: [&str; 3] = [
 /// Content type of DASH manifests (ISO/IEC 23009-1 Annex C).
 const DASH_CONTENT_TYPE: &str = "application/dash+xml";
 
+/// Extensions of HLS and DASH media segments: short by design, so they
+/// qualify from `segment_min_size` rather than `min_size`.
+pub const SEGMENT_EXTENSIONS: [&str; 5] = ["ts", "m4s", "cmfv", "cmfa", "aac"];
+
 /// The distributable rules, normalised once from the config.
 #[derive(Debug, Clone)]
 pub struct Rules {
     min_size: u64,
+    segment_min_size: u64,
     /// Lowercased prefixes.
     content_types: Vec<String>,
     /// Lowercased, without a leading dot.
@@ -99,6 +106,7 @@ impl Rules {
     pub fn new(config: &DistributeConfig) -> Self {
         Self {
             min_size: config.min_size,
+            segment_min_size: config.segment_min_size,
             content_types: config
                 .content_types
                 .iter()
@@ -131,9 +139,18 @@ impl Rules {
         if self.include.iter().any(|p| p.matches(path_and_query)) {
             return true;
         }
-        let big_enough = full_length.is_some_and(|n| n >= self.min_size);
+        let segment =
+            extension(path_and_query).is_some_and(|e| SEGMENT_EXTENSIONS.contains(&e.as_str()));
+        let min_size = if segment {
+            self.segment_min_size.min(self.min_size)
+        } else {
+            self.min_size
+        };
+        let big_enough = full_length.is_some_and(|n| n >= min_size);
         big_enough
-            && (self.type_qualifies(content_type) || self.extension_qualifies(path_and_query))
+            && (segment
+                || self.type_qualifies(content_type)
+                || self.extension_qualifies(path_and_query))
     }
 
     /// Whether `path_and_query` looks distributable from its path alone,
@@ -366,6 +383,31 @@ mod tests {
     }
 
     #[test]
+    fn stream_segments_qualify_from_segment_min_size() {
+        let rules = Rules::new(&DistributeConfig::default());
+        let seg = Some(500_000);
+        for path in [
+            "/live/seg12.ts",
+            "/v/chunk-3.m4s?t=1",
+            "/a/x.CMFA",
+            "/a/b.aac",
+        ] {
+            assert!(rules.is_distributable(path, "", seg), "{path}");
+            assert!(!rules.is_distributable(path, "", Some(60_000)), "{path}");
+        }
+        // Other media keep min_size.
+        assert!(!rules.is_distributable("/clip.mp4", "video/mp4", seg));
+        assert!(!rules.is_distributable("/a.bin", "", seg));
+        // A segment_min_size above min_size does not raise it.
+        let rules = Rules::new(&DistributeConfig {
+            min_size: 1000,
+            segment_min_size: 1 << 20,
+            ..DistributeConfig::default()
+        });
+        assert!(rules.is_distributable("/s.ts", "", Some(2000)));
+    }
+
+    #[test]
     fn globs() {
         assert!(glob_match("/videos/*", "/videos/a/b.mp4"));
         assert!(glob_match("*.mp4", "/x.mp4"));
@@ -411,6 +453,7 @@ mod tests {
             include: vec!["/always/*".into()],
             exclude: vec!["*?token=*".into()],
             playlists: false,
+            ..DistributeConfig::default()
         };
         let v = Rules::new(&config).view();
         assert_eq!(v.min_size, 42);

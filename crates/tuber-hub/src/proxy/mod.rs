@@ -12,7 +12,8 @@
 //! ## Layout
 //! - `forward` — the request and response heads: hop-by-hop headers,
 //!   `X-Forwarded-*`, `Host`, `Location` rewriting.
-//! - `inject` — the streaming script injector (lol_html).
+//! - `inject` — the streaming script injector (lol_html): where the tag goes.
+//! - `media_defer` — first visits: media `src` held until the worker controls.
 //! - `decode` — undoing gzip/deflate/br as a stream.
 //! - [`distributable`] — the pure rules.
 //! - [`playlist`] — the HLS parser and the bounded tee that feeds both.
@@ -27,6 +28,7 @@ pub mod distributable;
 pub mod error_page;
 mod forward;
 mod inject;
+mod media_defer;
 pub mod playlist;
 mod report;
 mod trust;
@@ -51,7 +53,8 @@ pub use dash::dash_segment_uris;
 pub use distributable::{Rules, RulesView};
 pub use error_page::UpstreamFailure;
 pub use forward::origin_key;
-pub use playlist::{hls_segment_uris, PlaylistKind};
+pub(crate) use inject::page_script_tag;
+pub use playlist::{hls_segment_uris, is_live_hls, PlaylistKind};
 pub use report::{SeenReason, SeenResource};
 pub use trust::{Cidr, TrustedProxies};
 
@@ -70,8 +73,8 @@ pub struct ProxySettings {
     pub upstream: Uri,
     /// The certificates an `https://` upstream may present.
     pub tls: UpstreamTls,
-    /// HTML injected into every page, e.g.
-    /// `<script src="/.tuber/client/tuber.js" defer></script>`.
+    /// HTML injected into every page before its first script: the hub's is
+    /// [`page_script_tag`]'s.
     pub script_tag: String,
     /// Which responses are distributable.
     pub distribute: DistributeConfig,
@@ -193,6 +196,7 @@ impl Proxy {
                     seen,
                     rules: Arc::new(Rules::new(&settings.distribute)),
                     own_origins: own_origins.into(),
+                    live_seen: Default::default(),
                 },
                 tasks: TaskTracker::new(),
                 cancel: CancellationToken::new(),
@@ -321,7 +325,7 @@ impl Proxy {
             } else {
                 let stream = decode::body_stream(body);
                 // First visits: media in the page waits for the Service Worker.
-                let media = inject::MediaDefer::for_page(
+                let media = media_defer::MediaDefer::for_page(
                     Arc::clone(rules),
                     path,
                     Arc::clone(&inner.reporter.own_origins),

@@ -73,6 +73,26 @@ pub fn hls_segment_uris(base_path: &str, text: &str, own_origins: &[String]) -> 
     out
 }
 
+/// Whether an HLS playlist is a live one (RFC 8216 §6.2.1: the server
+/// still adds segments): a media playlist (it has `#EXTINF`) with no
+/// `#EXT-X-ENDLIST` and not of type `VOD`. A master playlist is not.
+pub fn is_live_hls(text: &str) -> bool {
+    let mut media = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("#EXT-X-ENDLIST") {
+            return false;
+        }
+        if let Some(kind) = line.strip_prefix("#EXT-X-PLAYLIST-TYPE:") {
+            if kind.trim().eq_ignore_ascii_case("VOD") {
+                return false;
+            }
+        }
+        media |= line.starts_with("#EXTINF");
+    }
+    media
+}
+
 /// The value of `name` in an HLS attribute list (`A=1,URI="x,y",B=2`).
 fn attribute(list: &str, name: &str) -> Option<String> {
     let mut rest = list;
@@ -257,6 +277,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_playlists() {
+        let live =
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n#EXTINF:2.0,\ns7.ts\n";
+        assert!(is_live_hls(live));
+        assert!(is_live_hls(&format!("{live}#EXT-X-PLAYLIST-TYPE:EVENT\n")));
+        assert!(!is_live_hls(&format!("{live}#EXT-X-ENDLIST\n")));
+        assert!(!is_live_hls(&format!("#EXT-X-PLAYLIST-TYPE:vod\n{live}")));
+        assert!(!is_live_hls(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlow.m3u8\n"
+        ));
+        assert!(!is_live_hls(""));
+    }
 
     #[test]
     fn dot_segments() {

@@ -1,7 +1,9 @@
 //! Reporting what the proxy saw to the manifest builder: distributable
 //! responses, and the segments listed by playlists that passed through.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -17,7 +19,18 @@ pub enum SeenReason {
     Response,
     /// A playlist that passed through listed it.
     Playlist,
+    /// A live playlist that passed through lists it now (one of its newest
+    /// entries): the hub pushes it to trusted peers, so they seed the edge.
+    Live,
 }
+
+/// At most this many of a live playlist's newest entries are reported: an
+/// `EVENT` playlist lists every segment since the start.
+pub(crate) const LIVE_ENTRIES: usize = 10;
+
+/// Live playlists remembered by their text's hash, so a playlist that many
+/// viewers poll is reported once per change. Bounded: cleared when full.
+const LIVE_PLAYLISTS_REMEMBERED: usize = 1024;
 
 /// A distributable resource the proxy saw, for the manifest builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +56,31 @@ pub(crate) struct Reporter {
     pub(crate) rules: Arc<Rules>,
     /// Origins that count as "ours" in playlists (upstream, public).
     pub(crate) own_origins: Arc<[String]>,
+    /// Live playlist path → hash of the text last reported.
+    pub(crate) live_seen: Arc<Mutex<LiveSeen>>,
+}
+
+/// The hashes of the live playlists last reported (see [`Reporter`]).
+#[derive(Default)]
+pub(crate) struct LiveSeen {
+    hasher: RandomState,
+    last: HashMap<String, u64>,
+}
+
+impl LiveSeen {
+    /// Whether `text` is news for the live playlist at `path` (and
+    /// remembers it).
+    fn changed(&mut self, path: &str, text: &str) -> bool {
+        let hash = self.hasher.hash_one(text);
+        if self.last.get(path) == Some(&hash) {
+            return false;
+        }
+        if self.last.len() >= LIVE_PLAYLISTS_REMEMBERED {
+            self.last.clear();
+        }
+        self.last.insert(path.to_string(), hash);
+        true
+    }
 }
 
 impl Reporter {
@@ -81,7 +119,20 @@ impl Reporter {
 
     fn report_segments(&self, path: &str, text: &[u8], kind: PlaylistKind) {
         let text = String::from_utf8_lossy(text);
-        for uri in kind.segment_uris(path, &text, &self.own_origins) {
+        let mut uris = kind.segment_uris(path, &text, &self.own_origins);
+        let live = kind == PlaylistKind::Hls && playlist::is_live_hls(&text);
+        if live {
+            let changed = self
+                .live_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .changed(path, &text);
+            if !changed {
+                return;
+            }
+            uris.drain(..uris.len().saturating_sub(LIVE_ENTRIES));
+        }
+        for uri in uris {
             if self.rules.is_excluded(&uri) {
                 continue;
             }
@@ -90,7 +141,11 @@ impl Reporter {
                 path: uri,
                 length: None,
                 version: None,
-                reason: SeenReason::Playlist,
+                reason: if live {
+                    SeenReason::Live
+                } else {
+                    SeenReason::Playlist
+                },
             });
         }
     }

@@ -187,6 +187,11 @@ impl SwarmHandle {
             .await;
     }
 
+    /// The hub no longer distributes `manifest`: its holders unassign it.
+    pub async fn content_removed(&self, manifest: ManifestId) {
+        let _ = self.tx.send(Command::ContentRemoved { manifest }).await;
+    }
+
     /// Connected peers and bans, for `/metrics`.
     pub async fn gauges(&self) -> Gauges {
         let (reply, rx) = oneshot::channel();

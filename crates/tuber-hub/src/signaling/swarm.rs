@@ -62,6 +62,9 @@ pub(crate) enum Command {
         manifest: ManifestId,
         pieces: u32,
     },
+    ContentRemoved {
+        manifest: ManifestId,
+    },
     Gauges {
         reply: oneshot::Sender<Gauges>,
     },
@@ -178,6 +181,9 @@ impl SwarmActor {
                 if let Err(e) = self.planner.handle_content(now, resource, manifest, pieces) {
                     tracing::warn!(error = %e, "content not assigned");
                 }
+            }
+            Command::ContentRemoved { manifest } => {
+                self.planner.handle_content_removed(now, manifest);
             }
             Command::Gauges { reply } => {
                 let _ = reply.send(Gauges {
