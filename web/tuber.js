@@ -1,12 +1,17 @@
 // Tuber page script, injected by the hub into every HTML page as a classic
-// deferred script. It sets `window.__tuber` at once:
+// script: synchronous, before the page's first `<script>` (so it runs
+// before any page code), or deferred; it works as either. It sets
+// `window.__tuber` at once:
 //   ready    — resolves once the Service Worker controls this page and
 //              signaling welcomed it: {degraded: false, peerId}; or, when the
 //              Service Worker, WebRTC or the hub is unavailable, with
 //              {degraded: true, reason} (at the latest after 10 s);
 //   stats()  — {bytesFromPeers, bytesFromOrigin, piecesVerified,
 //              piecesCorrupt, peersConnected, servedBytes};
-//   peerId   — this page's peer id, once welcomed.
+//   peerId   — this page's peer id, once welcomed;
+//   held     — {count, waiting, maxMs, released, releasedAt}: the early
+//              requests held (below), how many wait now, the longest hold
+//              in ms, why and when (`performance.now()`) the hold ended;
 // and loads the runtime (client.js, an ES module beside this file). It
 // catches the Service Worker's messages from the start, so none is lost
 // while the module loads; if the module cannot load, the Service Worker's
@@ -27,6 +32,31 @@
 // are replaced by copies with `src`, appended in order, which resumes the
 // element's wait for a source without resetting it.
 //
+// Early requests: a player that feeds MSE (hls.js, dash.js, Shaka) makes
+// its own XMLHttpRequest/fetch() requests at page load, which would go to
+// the network before the Service Worker controls the page. When the page
+// is not controlled at start and a Service Worker is usable, this script
+// wraps `XMLHttpRequest.prototype.open/send/abort` and `window.fetch`: a
+// same-origin GET (URL against `document.baseURI`; not `/.tuber/*` or
+// `/.well-known/*`) whose path ends in one of the hub's distributable
+// extensions (the script tag's `data-tuber-ext="mp4 m4s …"`, else the
+// hub's defaults) is held, and every held request goes out, in the order
+// it was made, at the same moments as deferred media: `controllerchange`
+// (then the Service Worker answers it as any other), MEDIA_DEADLINE_MS
+// after this script started (then the network), or at once when the
+// Service Worker cannot be registered or the runtime cannot load. From
+// then on the wrappers pass straight through. Never held: synchronous
+// XHR, other methods and origins, and fetch()es that carry the runtime's
+// own `x-tuber-origin` header. A held XHR keeps everything the page set
+// on it (headers, `responseType`, `timeout`, `withCredentials`,
+// listeners) since its native send() runs on release; `abort()` or a new
+// `open()` drops it (it is never sent; `abort` fires `abort` and
+// `loadend`). A held fetch() honours its signal while it waits; on
+// release it is the native `fetch(input, init)` as the page made it. On
+// any internal error a wrapper makes the native call. Not held:
+// cross-origin requests, and those of workers and of frames without
+// this script.
+//
 // A site's own Service Worker: the page's `navigator.serviceWorker.register()`
 // is handed to client.js, which registers Tuber's worker hosting the site's
 // (site-worker.js) and resolves with that real registration; calls made
@@ -39,6 +69,8 @@
   /** @type {any} */
   const w = window;
   if (w.__tuber) return;
+  /** A clock for the page (`performance.now()`), Date.now() without one. */
+  const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
   /** @type {(v: {degraded: boolean, peerId?: string, reason?: string}) => void} */
   let resolveReady = () => {};
   const ready = new Promise((resolve) => {
@@ -59,7 +91,7 @@
     /** @type {((e: MessageEvent) => void) | null} */
     _onMessage: null,
     _failed: false,
-    /** Puts back the `src` of media the hub deferred (client.js calls it when the Service Worker cannot register). */
+    /** Releases held requests and puts back the `src` of media the hub deferred (client.js calls it when the Service Worker cannot register). */
     _restoreMedia: () => {},
     /** @type {WeakSet<Element>} media whose `src` came back while the Service Worker controlled the page */
     _restoredUnderControl: new WeakSet(),
@@ -73,6 +105,13 @@
     _hostsPending: 0,
     /** A host registration succeeded in this page. */
     _hostWanted: false,
+    /**
+     * Early requests held until the Service Worker controls the page: how many, how many wait now, the longest
+     * hold (ms), why the hold ended (`control`, `deadline`, `no service worker`, `runtime failed`; null while it
+     * lasts or when nothing was wrapped) and when (`performance.now()`).
+     * @type {{count: number, waiting: number, maxMs: number, released: string | null, releasedAt: number | null}}
+     */
+    held: { count: 0, waiting: 0, maxMs: 0, released: null, releasedAt: null },
   };
   w.__tuber = api;
   setTimeout(() => resolveReady({ degraded: true, reason: 'timeout' }), 10000);
@@ -128,7 +167,6 @@
       console.debug('tuber: deferred media not restored:', e);
     }
   };
-  api._restoreMedia = restoreMedia;
   api._restoredUnderControl = underControl;
   // With a non-deferred script, elements parsed after it are restored too.
   if (document.readyState === 'loading') {
@@ -139,6 +177,243 @@
     swUsable = 'serviceWorker' in navigator && !!navigator.serviceWorker;
   } catch {
     swUsable = false;
+  }
+
+  // ---- Early requests (XMLHttpRequest, fetch) ----------------------------
+  // A player's own requests for media (MSE: hls.js, dash.js, Shaka) made
+  // before the Service Worker controls the page would go to the network:
+  // same-origin GETs of a distributable extension wait for control instead.
+  /** The hub's default `extensions` (`EXTENSIONS` in rules.js; web/test/early-requests.test.js keeps them equal). */
+  const FALLBACK_EXTENSIONS = 'mp4 m4v m4s m4a webm mkv mov ts mp3 ogg oga ogv flac wav opus zip tar gz tgz xz bz2 zst 7z iso img dmg exe msi deb rpm apk appimage pdf bin wasm';
+  /** Header of the runtime's own origin requests (`BYPASS_HEADER` in rules.js): never held. */
+  const BYPASS_HEADER = 'x-tuber-origin';
+  /** @typedef {{t0: number, go: () => void}} Held */
+  /** @type {Held[]} requests held, in the order they were made */
+  const queue = [];
+  let holding = false;
+  const held = api.held;
+  /** @param {string} why */
+  const releaseRequests = (why) => {
+    if (!holding) return;
+    holding = false;
+    const t = now();
+    held.released = why;
+    held.releasedAt = t;
+    held.waiting = 0;
+    for (const h of queue.splice(0)) {
+      held.maxMs = Math.max(held.maxMs, t - h.t0);
+      try {
+        h.go();
+      } catch (e) {
+        console.debug('tuber: a held request failed to start:', e);
+      }
+    }
+  };
+  /** @param {Held} h */
+  const unqueue = (h) => {
+    const i = queue.indexOf(h);
+    if (i < 0) return false;
+    queue.splice(i, 1);
+    held.waiting = queue.length;
+    held.maxMs = Math.max(held.maxMs, now() - h.t0);
+    return true;
+  };
+  /** @param {Held} h */
+  const enqueue = (h) => {
+    queue.push(h);
+    held.count += 1;
+    held.waiting = queue.length;
+  };
+  if (swUsable && !controlled()) {
+    try {
+      /** @type {Set<string>} */
+      let extensions = new Set(FALLBACK_EXTENSIONS.split(' '));
+      const script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
+      const attr = script && script.getAttribute ? script.getAttribute('data-tuber-ext') : null;
+      if (attr !== null && attr !== undefined) {
+        extensions = new Set(String(attr).toLowerCase().split(/\s+/).map((e) => e.replace(/^\.+/, '')).filter((e) => e !== ''));
+      }
+      const origin = location.origin;
+      const protocol = location.protocol;
+      /** Whether a request waits for control: a same-origin GET of a distributable extension (as the hub's `extension()`). @param {unknown} method @param {unknown} url */
+      const holdable = (method, url) => {
+        if (String(method).toUpperCase() !== 'GET') return false;
+        const u = new URL(String(url), document.baseURI);
+        if (u.protocol !== protocol || u.origin !== origin) return false;
+        const path = u.pathname.toLowerCase();
+        if (path.startsWith('/.tuber/') || path.startsWith('/.well-known/')) return false;
+        const last = path.slice(path.lastIndexOf('/') + 1);
+        const dot = last.lastIndexOf('.');
+        return dot > 0 && extensions.has(last.slice(dot + 1));
+      };
+      if (extensions.size > 0) {
+        holding = true;
+        if (typeof XMLHttpRequest === 'function') wrapXhr(XMLHttpRequest.prototype, holdable);
+        if (typeof w.fetch === 'function') wrapFetch(holdable);
+      }
+    } catch (e) {
+      console.debug('tuber: early requests are not held:', e);
+    }
+  }
+
+  /**
+   * XMLHttpRequest: an asynchronous open() of a holdable request marks it;
+   * its send() is held (the native send() runs on release, so headers,
+   * `responseType`, `timeout`, `withCredentials` and listeners, all set on
+   * the real object, apply as set). abort() or a new open() drops it. A
+   * held request that is aborted fires `abort` and `loadend` as a sent one
+   * would (its `readyState` stays 1: it never left).
+   * @param {XMLHttpRequest} proto @param {(method: unknown, url: unknown) => boolean} holdable
+   */
+  function wrapXhr(proto, holdable) {
+    const nativeOpen = proto.open;
+    const nativeSend = proto.send;
+    const nativeAbort = proto.abort;
+    /** XHRs whose current open() is holdable. @type {WeakSet<XMLHttpRequest>} */
+    const marked = new WeakSet();
+    /** @type {WeakMap<XMLHttpRequest, Held>} */
+    const heldOf = new WeakMap();
+    /** Drops a held send of `xhr`. @param {XMLHttpRequest} xhr */
+    const drop = (xhr) => {
+      const h = heldOf.get(xhr);
+      if (!h) return false;
+      heldOf.delete(xhr);
+      return unqueue(h);
+    };
+    /** @this {XMLHttpRequest} @param {any[]} args */
+    const open = function open(...args) {
+      if (!holding) return nativeOpen.apply(this, /** @type {any} */ (args));
+      try {
+        marked.delete(this);
+        drop(this);
+      } catch {
+        // pass through
+      }
+      const r = nativeOpen.apply(this, /** @type {any} */ (args));
+      try {
+        const async = args.length < 3 || !!args[2];
+        if (async && holdable(args[0], args[1])) marked.add(this);
+      } catch {
+        // not held
+      }
+      return r;
+    };
+    /** @this {XMLHttpRequest} @param {any[]} args */
+    const send = function send(...args) {
+      if (!holding) return nativeSend.apply(this, /** @type {any} */ (args));
+      if (heldOf.has(this)) {
+        // As the native send() of a request already sent.
+        throw new DOMException("Failed to execute 'send' on 'XMLHttpRequest': The object's state must be OPENED.", 'InvalidStateError');
+      }
+      try {
+        if (marked.has(this)) {
+          marked.delete(this);
+          const xhr = this;
+          /** @type {Held} */
+          const h = {
+            t0: now(),
+            go: () => {
+              heldOf.delete(xhr);
+              nativeSend.apply(xhr, /** @type {any} */ (args));
+            },
+          };
+          heldOf.set(xhr, h);
+          enqueue(h);
+          return undefined;
+        }
+      } catch {
+        // pass through
+      }
+      return nativeSend.apply(this, /** @type {any} */ (args));
+    };
+    /** @this {XMLHttpRequest} */
+    const abort = function abort() {
+      if (!holding) return nativeAbort.call(this);
+      let dropped = false;
+      try {
+        marked.delete(this);
+        dropped = drop(this);
+      } catch {
+        // pass through
+      }
+      const r = nativeAbort.call(this);
+      if (dropped) {
+        try {
+          for (const type of ['abort', 'loadend']) this.dispatchEvent(new ProgressEvent(type));
+        } catch {
+          // no events then
+        }
+      }
+      return r;
+    };
+    proto.open = /** @type {any} */ (open);
+    proto.send = send;
+    proto.abort = abort;
+  }
+
+  /**
+   * fetch(): a holdable request's promise waits; on release it follows
+   * `nativeFetch(input, init)` as given. Its signal (`init.signal`, else the
+   * Request's) rejects it while it waits, with the signal's reason.
+   * @param {(method: unknown, url: unknown) => boolean} holdable
+   */
+  function wrapFetch(holdable) {
+    const nativeFetch = w.fetch;
+    /** @this {unknown} @param {any[]} args */
+    const fetch = function fetch(...args) {
+      if (!holding) return nativeFetch.apply(this, args);
+      /** @type {AbortSignal | null} */
+      let signal = null;
+      try {
+        const [input, init] = args;
+        const req = typeof Request === 'function' && input instanceof Request ? input : null;
+        const url = req ? req.url : input;
+        const method = init && init.method !== undefined ? init.method : req ? req.method : 'GET';
+        let hold = holdable(method, url);
+        if (hold && req && req.headers.has(BYPASS_HEADER)) hold = false;
+        if (hold && init && init.headers !== undefined && new Headers(init.headers).has(BYPASS_HEADER)) hold = false;
+        if (hold) {
+          signal = init && init.signal !== undefined ? init.signal : req ? req.signal : null;
+          if (signal && signal.aborted) hold = false; // the native call rejects at once
+        }
+        if (hold) {
+          const self = this;
+          const s = signal;
+          /** @type {(r: Promise<Response>) => void} */
+          let resolve = () => {};
+          /** @type {(e: unknown) => void} */
+          let reject = () => {};
+          /** @type {Promise<Response>} */
+          const promise = new Promise((res, rej) => {
+            resolve = res;
+            reject = rej;
+          });
+          /** @type {Held} */
+          const h = {
+            t0: now(),
+            go: () => {
+              if (s) s.removeEventListener('abort', onAbort);
+              try {
+                resolve(nativeFetch.apply(self, args));
+              } catch (e) {
+                reject(e);
+              }
+            },
+          };
+          const onAbort = () => {
+            if (!unqueue(h)) return;
+            reject(s && s.reason !== undefined ? s.reason : new DOMException('The user aborted a request.', 'AbortError'));
+          };
+          if (s) s.addEventListener('abort', onAbort);
+          enqueue(h);
+          return promise;
+        }
+      } catch {
+        // pass through
+      }
+      return nativeFetch.apply(this, args);
+    };
+    w.fetch = fetch;
   }
   // ---- The site's own Service Worker ------------------------------------
   const HOST_URL = /[?&]tuber-host=(?:classic|module)$/;
@@ -210,15 +485,21 @@
     }
   }
 
+  /** Releases held requests and puts back deferred media. @param {string} why */
+  const giveBack = (why) => {
+    releaseRequests(why);
+    restoreMedia();
+  };
+  api._restoreMedia = () => giveBack('no service worker');
   if (!swUsable || controlled()) {
     restoreMedia();
   } else {
     try {
-      navigator.serviceWorker.addEventListener('controllerchange', restoreMedia);
+      navigator.serviceWorker.addEventListener('controllerchange', () => giveBack('control'));
     } catch {
-      restoreMedia();
+      giveBack('no service worker');
     }
-    setTimeout(restoreMedia, MEDIA_DEADLINE_MS);
+    setTimeout(() => giveBack('deadline'), MEDIA_DEADLINE_MS);
   }
   try {
     api.debug = /(?:^|[?&])tuber-debug(?:=|&|$)/.test(location.search) || localStorage.getItem('tuber-debug') === '1';
@@ -263,7 +544,7 @@
     .then((m) => m.start(api))
     .catch((err) => {
       api._failed = true;
-      restoreMedia();
+      giveBack('runtime failed');
       flushSiteCalls();
       for (const e of api._early.splice(0)) decline(e);
       console.debug('tuber: page runtime not started:', err);
