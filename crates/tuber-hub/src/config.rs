@@ -49,6 +49,12 @@ pub struct HubConfig {
     /// the first viewers without asking the origin again (least recently
     /// used first out), bytes. Default 256 MiB; 0 turns it off.
     pub piece_cache_bytes: u64,
+    /// What one client network (IPv4 /24, IPv6 /48) may make the hub read
+    /// from the upstream on its behalf, bytes per hour: new manifests (a
+    /// whole body each) and pieces not in the cache. Past it, manifest and
+    /// piece requests get 429 with Retry-After (browsers then load the
+    /// resource through the proxy). Default 8 GiB; 0 = no limit.
+    pub origin_budget_per_network: u64,
     /// STUN (the Gateway).
     pub stun: StunConfig,
     /// What the hub distributes peer to peer.
@@ -303,6 +309,7 @@ impl Default for HubConfig {
             name: None,
             piece_size: tuber_proto::limits::DEFAULT_PIECE_SIZE,
             piece_cache_bytes: crate::manifests::DEFAULT_PIECE_CACHE,
+            origin_budget_per_network: 8 << 30,
             stun: StunConfig::default(),
             distribute: DistributeConfig::default(),
             planner: PlannerSettings::default(),

@@ -15,6 +15,7 @@
 //! - [`invites`] — invite tokens that register a permanent peer's key as trusted.
 //! - [`manifests`] — manifests computed from the upstream's bytes, cached by
 //!   path and version, and the pieces they list.
+//! - [`network`] — the network (IPv4 /24, IPv6 /48) an address counts as.
 //! - [`metrics`] — `/metrics` in Prometheus text format.
 //! - [`range`] — HTTP byte ranges for the hub's own endpoints.
 //! - [`upstream_client`] — the one HTTP client builder for the upstream
@@ -44,6 +45,7 @@ pub mod demo;
 pub mod invites;
 pub mod manifests;
 pub mod metrics;
+pub mod network;
 pub mod planner;
 pub mod proxy;
 pub mod publisher;

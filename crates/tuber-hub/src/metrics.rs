@@ -34,6 +34,8 @@ pub struct Gauges {
     pub manifests_computed: u64,
     /// Of those, hashed from a response the proxy streamed to a viewer.
     pub manifests_teed: u64,
+    /// Manifests made from another query string's manifest of the same bytes.
+    pub manifests_aliased: u64,
     /// Bytes in the piece cache now.
     pub piece_cache_bytes: u64,
     /// Piece lookups the cache answered, and not.
@@ -80,6 +82,12 @@ impl Metrics {
             "counter",
             "Manifests hashed from a response streamed to a viewer (no extra origin read).",
             &[("", g.manifests_teed)],
+        );
+        metric(
+            "tuber_manifests_aliased_total",
+            "counter",
+            "Manifests made from another query string's manifest of the same bytes (same strong ETag): no origin read.",
+            &[("", g.manifests_aliased)],
         );
         metric(
             "tuber_piece_cache_bytes",
@@ -143,6 +151,7 @@ mod tests {
             bans: 0,
             manifests_computed: 2,
             manifests_teed: 1,
+            manifests_aliased: 0,
             piece_cache_bytes: 4096,
             piece_cache_hits: 5,
             piece_cache_misses: 6,

@@ -101,9 +101,25 @@ impl From<ManifestServiceError> for ApiError {
             | ManifestServiceError::NotDistributable => StatusCode::NOT_FOUND,
             ManifestServiceError::Changed => StatusCode::CONFLICT,
             ManifestServiceError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ManifestServiceError::OverBudget(_) => StatusCode::TOO_MANY_REQUESTS,
         };
         ApiError(status, e.to_string())
     }
+}
+
+/// A manifest service error as a response: an [`ApiError`], with
+/// `Retry-After` when the client's network is over its budget.
+fn service_error(e: ManifestServiceError) -> Response {
+    let retry = match &e {
+        ManifestServiceError::OverBudget(after) => Some(after.as_secs().max(1)),
+        _ => None,
+    };
+    let mut resp = ApiError::from(e).into_response();
+    if let Some(secs) = retry {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// `GET /.well-known/tuber`
@@ -158,7 +174,10 @@ pub async fn manifest(
         )
             .into_response());
     }
-    let m = state.manifests.get_for(&q.path, Some(client)).await?;
+    let m = match state.manifests.get_for(&q.path, Some(client)).await {
+        Ok(m) => m,
+        Err(e) => return Ok(service_error(e)),
+    };
     // Asking for a manifest makes the content known to the planner.
     state.publish(&m).await;
     Ok((
@@ -201,7 +220,10 @@ pub async fn piece(
     let client = state.trusted_proxies.client_ip(peer.ip(), &headers);
     let hash = PieceHash::from_hex(&hash)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("piece hash: {e}")))?;
-    let bytes = state.manifests.fetch_piece_for(&hash, Some(client)).await?;
+    let bytes = match state.manifests.fetch_piece_for(&hash, Some(client)).await {
+        Ok(b) => b,
+        Err(e) => return Ok(service_error(e)),
+    };
     let len = bytes.len() as u64;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, body, content_range): (StatusCode, Bytes, Option<String>) =
@@ -368,6 +390,7 @@ pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
     let gauges = Gauges {
         manifests_computed: state.manifests.computed(),
         manifests_teed: state.manifests.teed(),
+        manifests_aliased: state.manifests.aliased(),
         piece_cache_bytes: state.manifests.cache().bytes(),
         piece_cache_hits,
         piece_cache_misses,

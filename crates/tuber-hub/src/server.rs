@@ -222,6 +222,7 @@ pub async fn run_with(
         config.piece_cache_bytes,
         Some(Rules::new(&config.distribute)),
     );
+    manifests.set_origin_budget(config.origin_budget_per_network);
 
     let rules = Rules::new(&config.distribute);
     let (seen_tx, seen_rx) = mpsc::channel(1024);

@@ -26,6 +26,7 @@ struct Inner {
     /// Fixed at start but for texts replaced by [`Origin::set_text`].
     resources: RwLock<HashMap<String, Resource>>,
     refuse_ranges: AtomicBool,
+    ignore_ranges: AtomicBool,
     bytes_served: AtomicU64,
 }
 
@@ -88,6 +89,7 @@ impl Origin {
         let inner = Arc::new(Inner {
             resources: RwLock::new(all),
             refuse_ranges: AtomicBool::new(false),
+            ignore_ranges: AtomicBool::new(false),
             bytes_served: AtomicU64::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -156,6 +158,12 @@ impl Origin {
         self.inner.refuse_ranges.store(on, Ordering::SeqCst);
     }
 
+    /// While on, `Range` is ignored: every `GET` is answered 200 with the
+    /// whole body (as some servers and dynamic endpoints do).
+    pub fn ignore_ranges(&self, on: bool) {
+        self.inner.ignore_ranges.store(on, Ordering::SeqCst);
+    }
+
     /// Body bytes sent so far (every `GET`).
     pub fn bytes_served(&self) -> u64 {
         self.inner.bytes_served.load(Ordering::SeqCst)
@@ -187,7 +195,10 @@ async fn serve(
     if method != Method::GET && method != Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| !inner.ignore_ranges.load(Ordering::SeqCst));
     if range_header.is_some() && inner.refuse_ranges.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }

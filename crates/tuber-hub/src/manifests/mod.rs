@@ -22,10 +22,15 @@
 //! - `cache.rs` — the piece cache (LRU, bounded in bytes).
 //! - `hasher.rs` — piece hashing on a blocking thread, filling the cache.
 //! - `tee.rs` — hashing what the proxy streams.
+//! - `pieces.rs` — pieces for the piece endpoint.
+//! - `upstream.rs` — the requests to the upstream, where the rules apply.
 
+mod budget;
 mod cache;
 mod hasher;
+mod pieces;
 mod tee;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,18 +40,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use http::{header, Method, Request, StatusCode, Uri};
+use http::{header, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::Semaphore;
 use tuber_proto::limits::{MAX_PATH_LEN, MAX_PIECES};
 use tuber_proto::{Manifest, PieceHash};
 
+pub use budget::OriginBudget;
 pub use cache::PieceCache;
 pub use tee::{Tee, TeeBody};
 
 use crate::db::HubDb;
+use crate::proxy::distributable::strip_query;
 use crate::upstream_client::{self, UpstreamClient, UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
 use hasher::HashJob;
+use upstream::validator;
 
 /// Bodies hashed at once, at most (the hub's own reads and teed responses
 /// together): a burst of requests for new resources cannot make the hub
@@ -59,6 +67,10 @@ pub const BODY_IDLE: Duration = Duration::from_secs(30);
 pub const TEE_GRACE: Duration = Duration::from_secs(2);
 /// The piece cache's size unless configured.
 pub const DEFAULT_PIECE_CACHE: u64 = 256 * 1024 * 1024;
+
+/// What a read of a body of unknown length is charged to the client's
+/// network before it starts (see `budget.rs`).
+pub const UNKNOWN_LENGTH_CHARGE: u64 = 64 * 1024 * 1024;
 
 /// How long a manifest of a resource without ETag or Last-Modified is reused.
 pub const UNVALIDATED_TTL: Duration = Duration::from_secs(60);
@@ -101,6 +113,10 @@ pub enum ManifestServiceError {
     /// The `[distribute]` rules do not make this response distributable.
     #[error("not distributable")]
     NotDistributable,
+    /// The client's network made the hub read more from the upstream than
+    /// its budget allows (see `budget.rs`): retry after this long.
+    #[error("this network made the hub read too much from the site lately; retry in {} s", .0.as_secs())]
+    OverBudget(Duration),
 }
 
 /// Where a piece lives in the upstream's resource.
@@ -156,8 +172,16 @@ struct Inner {
     /// Manifests of resources without validators: path → (made at, manifest).
     unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
     pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
+    /// What each client network may make the hub read from the upstream.
+    budget: Mutex<OriginBudget>,
+    /// Manifests by strong ETag: (path without query, ETag) → a path whose
+    /// manifest has those bytes, so another query string for the same
+    /// resource costs a HEAD, not a body read (bounded).
+    siblings: Mutex<HashMap<(String, String), String>>,
     /// Manifests hashed from upstream bytes (cache misses), for `/metrics`.
     computed: AtomicU64,
+    /// Manifests made from another query's manifest of the same bytes.
+    aliased: AtomicU64,
     /// Of those, hashed from a response the proxy streamed.
     teed: AtomicU64,
 }
@@ -194,7 +218,10 @@ impl Manifests {
                 rules,
                 unvalidated: Mutex::new(HashMap::new()),
                 pieces: Mutex::new(HashMap::new()),
+                budget: Mutex::new(OriginBudget::new(0)),
+                siblings: Mutex::new(HashMap::new()),
                 computed: AtomicU64::new(0),
+                aliased: AtomicU64::new(0),
                 teed: AtomicU64::new(0),
             }),
         }
@@ -203,6 +230,37 @@ impl Manifests {
     /// How many manifests were hashed from upstream bytes since start.
     pub fn computed(&self) -> u64 {
         self.inner.computed.load(Ordering::Relaxed)
+    }
+
+    /// How many manifests were made from another query string's manifest of
+    /// the same bytes (same path, same strong ETag) instead of a read.
+    pub fn aliased(&self) -> u64 {
+        self.inner.aliased.load(Ordering::Relaxed)
+    }
+
+    /// Limits what each client network may make the hub read from the
+    /// upstream to `per_hour` bytes per hour (0: no limit; see `budget.rs`).
+    pub fn set_origin_budget(&self, per_hour: u64) {
+        *lock(&self.inner.budget) = OriginBudget::new(per_hour);
+    }
+
+    /// Charges a read of `bytes` made for `client` (none: the hub's own).
+    pub(crate) fn charge(
+        &self,
+        client: Option<IpAddr>,
+        bytes: u64,
+    ) -> Result<(), ManifestServiceError> {
+        let Some(ip) = client else { return Ok(()) };
+        lock(&self.inner.budget)
+            .try_charge(Instant::now(), ip, bytes)
+            .map_err(ManifestServiceError::OverBudget)
+    }
+
+    /// Charges bytes read beyond what was charged before the read.
+    pub(crate) fn charge_more(&self, client: Option<IpAddr>, bytes: u64) {
+        if let Some(ip) = client {
+            lock(&self.inner.budget).charge_more(Instant::now(), ip, bytes);
+        }
     }
 
     /// How many of those were hashed from a response the proxy streamed.
@@ -218,67 +276,6 @@ impl Manifests {
     /// Where piece `hash` is, if a manifest listing it was made or served.
     pub fn locate(&self, hash: &PieceHash) -> Option<PieceLocation> {
         lock(&self.inner.pieces).get(hash).cloned()
-    }
-
-    /// The bytes of piece `hash`, read from the upstream with a Range
-    /// request and verified before they are returned.
-    pub async fn fetch_piece(&self, hash: &PieceHash) -> Result<Bytes, ManifestServiceError> {
-        self.fetch_piece_for(hash, None).await
-    }
-
-    /// As [`fetch_piece`](Self::fetch_piece), on behalf of `client` (named
-    /// to the upstream in `X-Forwarded-For`, so its IP rules apply).
-    pub async fn fetch_piece_for(
-        &self,
-        hash: &PieceHash,
-        client: Option<IpAddr>,
-    ) -> Result<Bytes, ManifestServiceError> {
-        let loc = self
-            .locate(hash)
-            .ok_or(ManifestServiceError::UnknownPiece)?;
-        if let Some(bytes) = self.inner.cache.get(hash) {
-            return Ok(bytes);
-        }
-        let last = loc.offset + u64::from(loc.length) - 1;
-        let range = format!("bytes={}-{last}", loc.offset);
-        let resp = self
-            .upstream(Method::GET, &loc.path, Some(&range), client)
-            .await?;
-        let status = resp.status();
-        // 206 is the answer to the range; 200 means the upstream ignored
-        // Range, and the piece is the slice at `offset`.
-        let skip = match status {
-            StatusCode::PARTIAL_CONTENT => 0,
-            StatusCode::OK => loc.offset,
-            other => return Err(ManifestServiceError::Upstream(other)),
-        };
-        let want = loc.length as usize;
-        let mut out = Vec::with_capacity(want);
-        let mut skipped = 0u64;
-        let mut body = resp.into_body();
-        while out.len() < want {
-            let Some(frame) = body.frame().await else {
-                break;
-            };
-            let frame = frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
-            let Ok(mut data) = frame.into_data() else {
-                continue;
-            };
-            if skipped < skip {
-                let drop_n = (skip - skipped).min(data.len() as u64) as usize;
-                skipped += drop_n as u64;
-                data = data.slice(drop_n..);
-            }
-            let take = (want - out.len()).min(data.len());
-            out.extend_from_slice(&data[..take]);
-        }
-        if !hash.verifies(&out) {
-            lock(&self.inner.pieces).remove(hash);
-            return Err(ManifestServiceError::Changed);
-        }
-        let out = Bytes::from(out);
-        self.inner.cache.insert(*hash, out.clone());
-        Ok(out)
     }
 
     /// The current manifest of `path`.
@@ -314,9 +311,9 @@ impl Manifests {
         client: Option<IpAddr>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         check_path(path)?;
-        let version = self.upstream_version(path, client).await?;
+        let (version, length) = self.upstream_version(path, client).await?;
         let Some(version) = version else {
-            return self.unvalidated(path, client).await;
+            return self.unvalidated(path, client, length).await;
         };
         let db = self.inner.db.clone();
         let (p, v) = (path.to_string(), version.clone());
@@ -327,6 +324,9 @@ impl Manifests {
         if let Some(m) = cached {
             let m = Arc::new(m);
             self.index(&m);
+            return Ok(m);
+        }
+        if let Some(m) = self.alias(path, &version, length).await? {
             return Ok(m);
         }
         let key = (path.to_string(), version.clone());
@@ -344,7 +344,50 @@ impl Manifests {
                 return Ok(m);
             }
         }
+        // Joining a computation in flight costs the upstream nothing more;
+        // starting one is charged to the client's network.
+        if !lock(&self.inner.inflight).contains_key(&key) {
+            self.charge(client, length.unwrap_or(UNKNOWN_LENGTH_CHARGE))?;
+        }
         self.computed_once(path, version, client).await
+    }
+
+    /// The manifest of `path` made from a manifest of the same bytes under
+    /// another query string: same path, same strong ETag, same length.
+    /// Only a strong ETag says "these bytes" firmly enough (a date does not).
+    async fn alias(
+        &self,
+        path: &str,
+        version: &str,
+        length: Option<u64>,
+    ) -> Result<Option<Arc<Manifest>>, ManifestServiceError> {
+        if !version.starts_with('"') {
+            return Ok(None);
+        }
+        let key = (strip_query(path).to_string(), version.to_string());
+        let Some(source) = lock(&self.inner.siblings).get(&key).cloned() else {
+            return Ok(None);
+        };
+        if source == path {
+            return Ok(None);
+        }
+        let db = self.inner.db.clone();
+        let v = version.to_string();
+        let found = tokio::task::spawn_blocking(move || db.cached_manifest(&source, &v))
+            .await
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
+        let Some(found) = found else { return Ok(None) };
+        if length.is_some_and(|n| n != found.length) {
+            return Ok(None);
+        }
+        let m = Arc::new(Manifest {
+            path: path.to_string(),
+            ..found
+        });
+        self.store(&m).await?;
+        self.inner.aliased.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(m))
     }
 
     /// The manifest of `path` at `version`: from the database, else from
@@ -408,12 +451,14 @@ impl Manifests {
         &self,
         path: &str,
         client: Option<IpAddr>,
+        length: Option<u64>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         if let Some((at, m)) = lock(&self.inner.unvalidated).get(path) {
             if at.elapsed() < UNVALIDATED_TTL {
                 return Ok(Arc::clone(m));
             }
         }
+        self.charge(client, length.unwrap_or(UNKNOWN_LENGTH_CHARGE))?;
         let m = self.compute(path, client).await?;
         let mut cache = lock(&self.inner.unvalidated);
         // Bounded: an attacker requesting many paths only churns this map.
@@ -438,6 +483,16 @@ impl Manifests {
             }
             current.insert(m.path.clone(), m.version.clone());
         }
+        if m.version.starts_with('"') {
+            let mut siblings = lock(&self.inner.siblings);
+            if siblings.len() >= 65_536 {
+                siblings.clear();
+            }
+            siblings.insert(
+                (strip_query(&m.path).to_string(), m.version.clone()),
+                m.path.clone(),
+            );
+        }
         let mut pieces = lock(&self.inner.pieces);
         for (i, hash) in m.pieces.iter().enumerate() {
             if let Some((offset, length)) = m.piece_range(i) {
@@ -449,90 +504,6 @@ impl Manifests {
                 };
                 pieces.insert(*hash, loc);
             }
-        }
-    }
-
-    fn uri(&self, path: &str) -> Result<Uri, ManifestServiceError> {
-        let base = &self.inner.upstream;
-        let scheme = base.scheme_str().unwrap_or("http");
-        let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
-        format!("{scheme}://{authority}{path}")
-            .parse()
-            .map_err(|_| ManifestServiceError::BadPath("not a valid URL path"))
-    }
-
-    /// One request to the upstream, with a timeout. Always asks for the
-    /// bytes as stored (`identity`): manifests describe those, never a
-    /// compressed rendition.
-    async fn upstream(
-        &self,
-        method: Method,
-        path: &str,
-        range: Option<&str>,
-        client: Option<IpAddr>,
-    ) -> Result<http::Response<hyper::body::Incoming>, ManifestServiceError> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(self.uri(path)?)
-            .header(header::ACCEPT_ENCODING, "identity");
-        if let Some(range) = range {
-            req = req.header(header::RANGE, range);
-        }
-        // Whom the hub asks for: the upstream's IP rules see the client, as
-        // they do for what the proxy forwards.
-        if let Some(ip) = client {
-            req = req.header("x-forwarded-for", ip.to_string());
-        }
-        let req = req
-            .body(Empty::new())
-            .map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
-        tokio::time::timeout(UPSTREAM_TIMEOUT, self.inner.client.request(req))
-            .await
-            .map_err(|_| ManifestServiceError::Unreachable("timed out".into()))?
-            .map_err(|e| ManifestServiceError::Unreachable(upstream_client::error_chain(&e)))
-    }
-
-    /// The upstream's validator for `path`: strong ETag, else Last-Modified.
-    ///
-    /// Also where the rules are applied: a manifest is made only of what the
-    /// proxy itself would distribute (an HTML page, an API answer or a small
-    /// file asked for by name is not), and never of a private response.
-    async fn upstream_version(
-        &self,
-        path: &str,
-        client: Option<IpAddr>,
-    ) -> Result<Option<String>, ManifestServiceError> {
-        let resp = self.upstream(Method::HEAD, path, None, client).await?;
-        if !resp.status().is_success() {
-            return Err(ManifestServiceError::Upstream(resp.status()));
-        }
-        self.check_distributable(path, resp.headers())?;
-        Ok(validator(resp.headers()))
-    }
-
-    /// The rules' verdict on a response's headers.
-    fn check_distributable(
-        &self,
-        path: &str,
-        headers: &http::HeaderMap,
-    ) -> Result<(), ManifestServiceError> {
-        if crate::proxy::distributable::is_private_response(headers) {
-            return Err(ManifestServiceError::Private);
-        }
-        let Some(rules) = &self.inner.rules else {
-            return Ok(());
-        };
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let length = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.trim().parse().ok());
-        if rules.is_distributable(path, content_type, length) {
-            Ok(())
-        } else {
-            Err(ManifestServiceError::NotDistributable)
         }
     }
 
@@ -607,18 +578,6 @@ impl Manifests {
             pieces,
         }))
     }
-}
-
-/// A strong ETag, else Last-Modified: what identifies these bytes.
-fn validator(h: &http::HeaderMap) -> Option<String> {
-    let etag = h
-        .get(header::ETAG)
-        .and_then(|v| v.to_str().ok())
-        .filter(|e| !e.starts_with("W/"));
-    let modified = h.get(header::LAST_MODIFIED).and_then(|v| v.to_str().ok());
-    etag.or(modified)
-        .filter(|v| v.len() <= tuber_proto::limits::MAX_VERSION_LEN)
-        .map(str::to_string)
 }
 
 /// Whether `path` can name a resource at all (a malformed one is the

@@ -11,10 +11,11 @@
 //!   notation.
 //! - Address unknown: its own id.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use tuber_proto::PeerId;
 
+use crate::network::network_key;
 use crate::planner::ReporterGroup;
 
 /// The group of a client `peer` connecting from `addr`.
@@ -23,36 +24,6 @@ pub(crate) fn reporter_group(peer: PeerId, trusted: bool, addr: Option<IpAddr>) 
         Some(ip) if !trusted => ReporterGroup::Shared(network_key(ip)),
         _ => ReporterGroup::Peer(peer),
     }
-}
-
-/// An exact, collision-free key of the network `ip` is in: a family tag in
-/// bits 64.., the network prefix in the low bits.
-fn network_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => v4_key(v4),
-        IpAddr::V6(v6) => match embedded_v4(&v6) {
-            Some(v4) => v4_key(v4),
-            None => (6 << 64) | (u128::from(v6) >> 80),
-        },
-    }
-}
-
-fn v4_key(v4: Ipv4Addr) -> u128 {
-    (4 << 64) | u128::from(u32::from(v4) >> 8)
-}
-
-/// The IPv4 address an IPv4-mapped or 6to4 IPv6 address stands for.
-fn embedded_v4(v6: &Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return Some(v4);
-    }
-    let s = v6.segments();
-    if s[0] == 0x2002 {
-        let [a, b] = s[1].to_be_bytes();
-        let [c, d] = s[2].to_be_bytes();
-        return Some(Ipv4Addr::new(a, b, c, d));
-    }
-    None
 }
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! The piece endpoint's side of the service: a piece from the cache, else
+//! read from the upstream with a Range request and verified.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use std::net::IpAddr;
+use tuber_proto::PieceHash;
+
+use super::{lock, ManifestServiceError, Manifests};
+
+impl Manifests {
+    /// The bytes of piece `hash`, read from the upstream with a Range
+    /// request and verified before they are returned.
+    pub async fn fetch_piece(&self, hash: &PieceHash) -> Result<Bytes, ManifestServiceError> {
+        self.fetch_piece_for(hash, None).await
+    }
+
+    /// As [`fetch_piece`](Self::fetch_piece), on behalf of `client` (named
+    /// to the upstream in `X-Forwarded-For`, so its IP rules apply).
+    pub async fn fetch_piece_for(
+        &self,
+        hash: &PieceHash,
+        client: Option<IpAddr>,
+    ) -> Result<Bytes, ManifestServiceError> {
+        let loc = self
+            .locate(hash)
+            .ok_or(ManifestServiceError::UnknownPiece)?;
+        if let Some(bytes) = self.inner.cache.get(hash) {
+            return Ok(bytes);
+        }
+        self.charge(client, u64::from(loc.length))?;
+        let last = loc.offset + u64::from(loc.length) - 1;
+        let range = format!("bytes={}-{last}", loc.offset);
+        let resp = self
+            .upstream(Method::GET, &loc.path, Some(&range), client)
+            .await?;
+        let status = resp.status();
+        // 206 is the answer to the range; 200 means the upstream ignored
+        // Range, and the piece is the slice at `offset`.
+        let skip = match status {
+            StatusCode::PARTIAL_CONTENT => 0,
+            StatusCode::OK => {
+                self.charge_more(client, loc.offset);
+                loc.offset
+            }
+            other => return Err(ManifestServiceError::Upstream(other)),
+        };
+        let want = loc.length as usize;
+        let mut out = Vec::with_capacity(want);
+        let mut skipped = 0u64;
+        let mut body = resp.into_body();
+        while out.len() < want {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            let frame = frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?;
+            let Ok(mut data) = frame.into_data() else {
+                continue;
+            };
+            if skipped < skip {
+                let drop_n = (skip - skipped).min(data.len() as u64) as usize;
+                skipped += drop_n as u64;
+                data = data.slice(drop_n..);
+            }
+            let take = (want - out.len()).min(data.len());
+            out.extend_from_slice(&data[..take]);
+        }
+        if !hash.verifies(&out) {
+            lock(&self.inner.pieces).remove(hash);
+            return Err(ManifestServiceError::Changed);
+        }
+        let out = Bytes::from(out);
+        self.inner.cache.insert(*hash, out.clone());
+        Ok(out)
+    }
+}
