@@ -175,3 +175,50 @@ async fn manifests_only_for_what_the_rules_distribute() {
     hub.manifest("/files/ok.bin").await;
     assert_eq!(origin.bytes_served(), (2 * MIB) as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_falling_back_reads_the_hubs_pieces_not_the_origin() {
+    init_tracing();
+    const PATH: &str = "/files/fallback-8MiB.bin";
+    const OTHER: &str = "/files/unknown-2MiB.bin";
+    let origin =
+        Origin::start(&[(PATH, 8 * MIB, 0x0ce1_0300), (OTHER, 2 * MIB, 0x0ce1_0301)]).await;
+    let hub = Hub::start(&origin.url(), |_| {}).await;
+    // The first viewer's manifest request: the hub reads the body once.
+    hub.manifest(PATH).await;
+    let after_manifest = origin.bytes_served();
+    assert_eq!(after_manifest, (8 * MIB) as u64);
+    let read = |path: &'static str, range: &'static str| {
+        let req = http::Request::get(format!("{}{}", hub.url().trim_end_matches('/'), path))
+            .header("range", range)
+            .header("x-tuber-origin", "1")
+            .body(Default::default())
+            .expect("request");
+        async move { http(req).await }
+    };
+    // What no peer had, read the way web/fetcher.js does: 4 MiB runs.
+    let want = origin.bytes(PATH);
+    for (range, from, to) in [
+        ("bytes=0-4194303", 0, 4 * MIB),
+        ("bytes=4194304-8388607", 4 * MIB, 8 * MIB),
+        ("bytes=1000-300000", 1000, 300_001),
+    ] {
+        let (status, headers, body) = read(PATH, range).await;
+        assert_eq!(status, 206, "{range}");
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {from}-{}/{}", to - 1, 8 * MIB).as_str()
+        );
+        assert!(body == want[from..to], "{range}: the origin's bytes");
+    }
+    assert_eq!(
+        origin.bytes_served(),
+        after_manifest,
+        "the fallback reads cost the origin nothing"
+    );
+    // A resource the hub has no manifest for is forwarded as before.
+    let (status, _, body) = read(OTHER, "bytes=0-99").await;
+    assert_eq!(status, 206);
+    assert_eq!(body.len(), 100);
+    assert_eq!(origin.bytes_served(), after_manifest + 100);
+}

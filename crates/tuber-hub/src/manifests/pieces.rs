@@ -1,15 +1,34 @@
 //! The piece endpoint's side of the service: a piece from the cache, else
 //! read from the upstream with a Range request and verified.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use std::net::IpAddr;
-use tuber_proto::PieceHash;
+use tuber_proto::{Manifest, PieceHash};
 
 use super::{lock, ManifestServiceError, Manifests};
 
 impl Manifests {
+    /// The manifest of `path` the hub made or loaded last (the version it
+    /// saw current then), if it has one: what a reader falling back from
+    /// peers verifies against, so its pieces can be served without asking
+    /// whether the upstream changed.
+    pub async fn current_manifest(&self, path: &str) -> Option<Arc<Manifest>> {
+        let version = lock(&self.inner.current).get(path).cloned()?;
+        if let Some((_, m)) = lock(&self.inner.unvalidated).get(path) {
+            if m.version == version {
+                return Some(Arc::clone(m));
+            }
+        }
+        let db = self.inner.db.clone();
+        let p = path.to_string();
+        let found = tokio::task::spawn_blocking(move || db.cached_manifest(&p, &version));
+        found.await.ok()?.ok()?.map(Arc::new)
+    }
+
     /// The bytes of piece `hash`, read from the upstream with a Range
     /// request and verified before they are returned.
     pub async fn fetch_piece(&self, hash: &PieceHash) -> Result<Bytes, ManifestServiceError> {

@@ -14,6 +14,8 @@
 //!   `X-Forwarded-*`, `Host`, `Location` rewriting.
 //! - `inject` — the streaming script injector (lol_html): where the tag goes.
 //! - `media_defer` — first visits: media `src` held until the worker controls.
+//! - `from_pieces` — a page runtime's fallback Range reads answered from
+//!   the hub's pieces, not the origin again.
 //! - `decode` — undoing gzip/deflate/br as a stream.
 //! - [`distributable`] — the pure rules.
 //! - [`playlist`] — the HLS parser and the bounded tee that feeds both.
@@ -27,6 +29,7 @@ mod decode;
 pub mod distributable;
 pub mod error_page;
 mod forward;
+mod from_pieces;
 mod inject;
 mod media_defer;
 pub mod playlist;
@@ -220,6 +223,19 @@ impl Proxy {
         // carry none, so what peers share is what anyone may fetch).
         let credentialed = parts.headers.contains_key(header::COOKIE)
             || parts.headers.contains_key(header::AUTHORIZATION);
+        // A page runtime's fallback read of bytes it will verify against a
+        // manifest the hub made: from the hub's pieces (see `from_pieces`).
+        if let (true, Some(manifests), Some(addr)) = (
+            from_pieces::is_fallback_read(&method, &parts.headers),
+            inner.manifests.as_ref(),
+            client_addr,
+        ) {
+            let client = inner.trusted_proxies.client_ip(addr.ip(), &parts.headers);
+            if let Some(resp) = from_pieces::answer(manifests, &path, &parts.headers, client).await
+            {
+                return resp;
+            }
+        }
         // Only an HTTP/1.1 connection can be taken over; without hyper's
         // upgrade handle the request is forwarded as a plain GET.
         let client_upgrade = if forward::is_websocket_upgrade(&parts.headers) {
