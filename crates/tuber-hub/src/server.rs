@@ -73,9 +73,8 @@ pub struct HubState {
 impl HubState {
     /// Makes a manifest's content known to the planner (assigned at once;
     /// a manifest the planner knows is a no-op there).
-    pub(crate) async fn publish(&self, m: &Manifest) {
-        let pieces = u32::try_from(m.pieces.len()).unwrap_or(u32::MAX);
-        self.swarm.content(m.path.clone(), m.id(), pieces).await;
+    pub(crate) async fn publish(&self, m: &Arc<Manifest>) {
+        self.swarm.content(Arc::clone(m)).await;
     }
 }
 

@@ -74,7 +74,16 @@ pub struct PlannerConfig {
     pub ban_duration: Duration,
     /// Bans kept at most (the one expiring first goes first). Default 100 000.
     pub max_bans: usize,
+    /// How long a `want` for a piece that a trusted peer was just assigned
+    /// (and is fetching) waits for that peer's `have` before it is answered
+    /// anyway (see `seeding.rs`). Default 1.5 s; at most 2.5 s (clients
+    /// give a `want` 3 s); zero turns the wait off.
+    pub seed_wait: Duration,
 }
+
+/// The longest [`PlannerConfig::seed_wait`]: under the clients' 3 s for a
+/// `want`'s answer.
+pub const MAX_SEED_WAIT: Duration = Duration::from_millis(2500);
 
 /// What counts as one reporter when blames for bad pieces are counted
 /// towards `ban_threshold`.
@@ -117,6 +126,7 @@ impl Default for PlannerConfig {
             max_introductions_per_peer: 8192,
             ban_duration: Duration::from_secs(7 * 24 * 3600),
             max_bans: 100_000,
+            seed_wait: Duration::from_millis(1500),
         }
     }
 }
@@ -133,6 +143,7 @@ impl PlannerConfig {
         self.max_blame_records = self.max_blame_records.max(1);
         self.max_blames_per_group = self.max_blames_per_group.max(1);
         self.max_introductions_per_peer = self.max_introductions_per_peer.max(64);
+        self.seed_wait = self.seed_wait.min(MAX_SEED_WAIT);
         self
     }
 }

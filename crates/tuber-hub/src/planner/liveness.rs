@@ -37,17 +37,23 @@ impl Planner {
     /// until the next input).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.next_tick, self.bans.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.next_tick,
+            self.bans.next_expiry(),
+            self.seeding.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    /// Ends the bans that are due, then runs the sweep if it is due:
+    /// Ends the bans that are due, answers the wants held for seeders whose
+    /// time is up, then runs the sweep if it is due:
     /// evictions, pings, expiry of blames and introductions. Calling it
     /// early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_bans(now);
+        self.answer_held(now);
         let Some(due) = self.next_tick else {
             return;
         };

@@ -48,6 +48,9 @@
 //!   `ban_threshold` distinct [`ReporterGroup`]s (a trusted peer alone,
 //!   anyone else per network) ban for `ban_duration` (`bans.rs`); blames
 //!   age out and are capped per group (`blames.rs`).
+//! - **Seeding** (`seeding.rs`): a `want` (not a trusted permanent peer's)
+//!   for a piece just assigned to a connected trusted peer that nobody holds
+//!   yet waits for that peer's `have`, at most `seed_wait`.
 //! - **Liveness** (`liveness.rs`): a sweep every `ping_interval` pings
 //!   everyone and evicts peers silent for more than [`MISSED_PINGS`]
 //!   intervals.
@@ -61,6 +64,7 @@
 //! - `introductions.rs` — whom each peer was sent to, for which pieces.
 //! - `blames.rs` — blame records: ageing, per-group caps.
 //! - `bans.rs` — bans, their expiry, restore and lift.
+//! - `seeding.rs` — pieces being seeded, the wants held for them.
 //! - `liveness.rs` — pings, eviction, the timer.
 //! - `output.rs` — [`Output`] and the reasons for refusing or disconnecting.
 //! - `changes.rs` — assignment changes → `assign`/`unassign` messages.
@@ -76,6 +80,7 @@ mod liveness;
 mod output;
 mod rank;
 mod reports;
+mod seeding;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -91,6 +96,7 @@ use changes::Changes;
 use holdings::Holdings;
 use introductions::Introductions;
 use reports::Decayed;
+use seeding::{HeldWant, Seeding};
 
 pub use assign::{hrw_score, ContentError};
 pub use config::{capacity_weight, BanReporters, PlannerConfig, UNLIMITED_UPLOAD_BPS};
@@ -130,6 +136,7 @@ pub struct Planner {
     content: Content,
     blames: Blames,
     bans: Bans,
+    seeding: Seeding,
     outputs: VecDeque<Output>,
     next_tick: Option<Instant>,
     ping_nonce: u32,
@@ -145,6 +152,7 @@ impl Planner {
             content: Content::default(),
             blames: Blames::default(),
             bans: Bans::default(),
+            seeding: Seeding::default(),
             outputs: VecDeque::new(),
             next_tick: None,
             ping_nonce: 0,
@@ -256,6 +264,8 @@ impl Planner {
         let pinned = p.is_pinned();
         self.touch(now, &peer);
         self.holdings.add(peer, pinned, pieces, cap);
+        self.seeding.seeded(pieces);
+        self.answer_held(now);
     }
 
     /// The peer no longer holds `pieces`.
@@ -276,8 +286,77 @@ impl Planner {
             tracing::debug!(?asker, len = pieces.len(), "want list truncated");
         }
         let providers = self.rank_providers(now, &asker, pieces);
+        if let Some(deadline) = self.seeding_deadline(now, &asker, pieces, &providers) {
+            let held = self.seeding.hold(HeldWant {
+                asker,
+                req,
+                pieces: pieces
+                    .iter()
+                    .take(MAX_HASHES_PER_MESSAGE)
+                    .copied()
+                    .collect(),
+                deadline,
+            });
+            if held {
+                return;
+            }
+        }
+        self.answer(now, asker, req, pieces, providers);
+    }
+
+    fn answer(
+        &mut self,
+        now: Instant,
+        asker: PeerId,
+        req: u32,
+        pieces: &[PieceHash],
+        providers: Vec<Provider>,
+    ) {
         self.remember_introductions(now, asker, pieces, &providers);
         self.send(asker, HubToClient::Providers { req, providers });
+    }
+
+    /// When a want should be answered at the latest, if it waits for a
+    /// seeder: a piece nobody named holds is being seeded, and the asker is
+    /// not itself a trusted permanent peer.
+    fn seeding_deadline(
+        &self,
+        now: Instant,
+        asker: &PeerId,
+        pieces: &[PieceHash],
+        providers: &[Provider],
+    ) -> Option<Instant> {
+        if self.config.seed_wait.is_zero() || self.peers.get(asker).is_none_or(Peer::is_pinned) {
+            return None;
+        }
+        let mut covered = vec![false; pieces.len().min(MAX_HASHES_PER_MESSAGE)];
+        for prov in providers {
+            for &i in &prov.pieces {
+                if let Some(c) = covered.get_mut(i as usize) {
+                    *c = true;
+                }
+            }
+        }
+        let until = pieces
+            .iter()
+            .zip(&covered)
+            .filter(|(_, c)| !**c)
+            .filter_map(|(p, _)| self.seeding.seeding_until(now, p))
+            .min()?;
+        Some(until.min(now + self.config.seed_wait))
+    }
+
+    /// Answers the held wants whose pieces are seeded or whose time is up.
+    fn answer_held(&mut self, now: Instant) {
+        if self.seeding.held_count() == 0 {
+            return;
+        }
+        for w in self.seeding.take_ready(now) {
+            if self.peers.contains_key(&w.asker) {
+                let providers = self.rank_providers(now, &w.asker, &w.pieces);
+                self.answer(now, w.asker, w.req, &w.pieces, providers);
+            }
+        }
     }
 
     /// The hub publishes `manifest` of `piece_count` pieces for `resource`:
@@ -303,6 +382,40 @@ impl Planner {
         self.emit(changes);
         self.schedule(now);
         result
+    }
+
+    /// As [`Planner::handle_content`], with the manifest's piece hashes: the
+    /// pieces of new content whose partition a connected trusted permanent
+    /// peer was assigned count as being seeded for `seed_wait` (see
+    /// `seeding.rs`).
+    pub fn handle_content_pieces(
+        &mut self,
+        now: Instant,
+        resource: String,
+        manifest: ManifestId,
+        pieces: &[PieceHash],
+    ) -> Result<(), ContentError> {
+        let new = self.content.partition_count(&manifest).is_none();
+        let count = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+        self.handle_content(now, resource, manifest, count)?;
+        if !new || self.config.seed_wait.is_zero() {
+            return Ok(());
+        }
+        let per = self.config.partition_pieces.max(1) as usize;
+        let until = now + self.config.seed_wait;
+        let mut seeded = Vec::new();
+        for (part, chunk) in pieces.chunks(per).enumerate() {
+            let owned = self
+                .content
+                .owners(&manifest, part as u32)
+                .iter()
+                .any(|o| self.peers.get(o).is_some_and(Peer::is_pinned));
+            if owned {
+                seeded.extend_from_slice(chunk);
+            }
+        }
+        self.seeding.mark(now, seeded, until);
+        Ok(())
     }
 
     /// The hub stopped distributing `manifest`: its holders are told to
@@ -357,6 +470,7 @@ impl Planner {
             return false;
         }
         self.holdings.drop_peer(peer);
+        self.seeding.drop_asker(&peer);
         let mut changes = Changes::default();
         self.content.remove_member(peer, &mut changes);
         self.emit(changes);

@@ -175,16 +175,10 @@ impl SwarmHandle {
         &self.id
     }
 
-    /// Tells the planner about a resource's manifest (assigned at once).
-    pub async fn content(&self, resource: String, manifest: ManifestId, pieces: u32) {
-        let _ = self
-            .tx
-            .send(Command::Content {
-                resource,
-                manifest,
-                pieces,
-            })
-            .await;
+    /// The hub publishes a manifest: its content is assigned to trusted
+    /// peers, and its pieces count as being seeded (see the planner).
+    pub async fn content(&self, manifest: std::sync::Arc<tuber_proto::Manifest>) {
+        let _ = self.tx.send(Command::Content { manifest }).await;
     }
 
     /// The hub no longer distributes `manifest`: its holders unassign it.

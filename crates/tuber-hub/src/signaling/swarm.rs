@@ -58,9 +58,7 @@ pub(crate) enum Command {
         msg: ClientToHub,
     },
     Content {
-        resource: String,
-        manifest: ManifestId,
-        pieces: u32,
+        manifest: std::sync::Arc<tuber_proto::Manifest>,
     },
     ContentRemoved {
         manifest: ManifestId,
@@ -173,12 +171,11 @@ impl SwarmActor {
                     self.message(now, peer, msg);
                 }
             }
-            Command::Content {
-                resource,
-                manifest,
-                pieces,
-            } => {
-                if let Err(e) = self.planner.handle_content(now, resource, manifest, pieces) {
+            Command::Content { manifest: m } => {
+                let done =
+                    self.planner
+                        .handle_content_pieces(now, m.path.clone(), m.id(), &m.pieces);
+                if let Err(e) = done {
                     tracing::warn!(error = %e, "content not assigned");
                 }
             }
