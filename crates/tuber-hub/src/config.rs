@@ -272,6 +272,16 @@ pub struct SignalingConfig {
     pub burst: u32,
     /// Connections at most, over all swarms. Default 10000.
     pub max_connections: usize,
+    /// Connections at most from one client network (IPv4 /24, IPv6 /48; the
+    /// address `X-Forwarded-For` names behind a trusted proxy), so one host
+    /// cannot take the signaling tier. Default 500 (one carrier-grade NAT
+    /// can hold many real viewers).
+    pub max_connections_per_network: usize,
+    /// What all the connections of one network may send together, in units
+    /// per second (a message is 1 unit, plus 1 per 16 piece hashes it
+    /// lists); burst four seconds' worth. Past it their messages are
+    /// refused (`rate_limited`). Default 2000.
+    pub network_message_units_per_second: u32,
     /// Time a client has to say hello. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub hello_timeout: Duration,
@@ -381,6 +391,8 @@ impl Default for SignalingConfig {
             messages_per_second: 50,
             burst: 200,
             max_connections: 10_000,
+            max_connections_per_network: 500,
+            network_message_units_per_second: 2000,
             hello_timeout: Duration::from_secs(10),
         }
     }

@@ -53,6 +53,8 @@ pub struct HubState {
     pub(crate) swarm: SwarmHandle,
     pub(crate) connector: Connector,
     pub(crate) connections: Arc<Semaphore>,
+    /// Signaling connections per client network.
+    pub(crate) per_network: Arc<crate::signaling::PerNetwork>,
     pub(crate) manifests: Manifests,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) db: HubDb,
@@ -248,6 +250,10 @@ pub async fn run_with(
         swarm,
         connector: signaling.connector(),
         connections: Arc::new(Semaphore::new(config.signaling.max_connections)),
+        per_network: crate::signaling::PerNetwork::new(
+            config.signaling.max_connections_per_network,
+            config.signaling.network_message_units_per_second,
+        ),
         manifests,
         metrics,
         db: db.clone(),

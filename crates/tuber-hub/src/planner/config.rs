@@ -43,6 +43,11 @@ pub struct PlannerConfig {
     /// Pieces indexed per browser (memory-only, untrusted). Default 65 536
     /// (16 GiB at 256 KiB pieces).
     pub max_browser_holdings: usize,
+    /// Pieces indexed for all the untrusted connections of one network
+    /// together (IPv4 /24, IPv6 /48: [`super::ReporterGroup::Shared`]), so
+    /// one host cannot grow the index by opening connections. Default
+    /// 262 144 (four browsers' worth).
+    pub max_network_holdings: usize,
     /// Partitions tracked over all content; more content is refused
     /// (`ContentError::Full`). Default 2^20 (16 TiB at the defaults).
     pub max_partitions: usize,
@@ -113,6 +118,7 @@ impl Default for PlannerConfig {
             max_peers: 100_000,
             max_holdings_per_peer: 1_000_000,
             max_browser_holdings: 65_536,
+            max_network_holdings: 262_144,
             max_partitions: 1 << 20,
             default_capacity: Capacity {
                 disk_bytes: 10 << 30,

@@ -82,7 +82,7 @@ mod rank;
 mod reports;
 mod seeding;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use tuber_proto::limits::MAX_HASHES_PER_MESSAGE;
@@ -137,6 +137,9 @@ pub struct Planner {
     blames: Blames,
     bans: Bans,
     seeding: Seeding,
+    /// Pieces indexed per shared reporter group (a network's browsers and
+    /// untrusted peers together), bounded by `max_network_holdings`.
+    group_holdings: HashMap<ReporterGroup, usize>,
     outputs: VecDeque<Output>,
     next_tick: Option<Instant>,
     ping_nonce: u32,
@@ -153,6 +156,7 @@ impl Planner {
             blames: Blames::default(),
             bans: Bans::default(),
             seeding: Seeding::default(),
+            group_holdings: HashMap::new(),
             outputs: VecDeque::new(),
             next_tick: None,
             ping_nonce: 0,
@@ -207,10 +211,16 @@ impl Planner {
         }
         match self.peers.get_mut(&peer) {
             Some(p) => {
+                let old = p.group;
                 p.role = role;
                 p.trusted = trusted;
                 p.group = group;
                 p.last_seen = p.last_seen.max(now);
+                if old != group {
+                    let n = self.holdings.count(&peer);
+                    Self::count_group(&mut self.group_holdings, old, -(n as i64));
+                    Self::count_group(&mut self.group_holdings, group, n as i64);
+                }
             }
             None => {
                 if self.peers.len() >= self.config.max_peers {
@@ -262,8 +272,23 @@ impl Planner {
             Role::Permanent => self.config.max_holdings_per_peer,
         };
         let pinned = p.is_pinned();
+        let group = p.group;
+        // A network's connections share one cap (only trusted peers and
+        // peers of unknown address have groups of their own), so one host
+        // cannot index 65,536 pieces per connection it opens.
+        let cap = match group {
+            ReporterGroup::Shared(_) => {
+                let used = self.group_holdings.get(&group).copied().unwrap_or(0);
+                let mine = self.holdings.count(&peer);
+                cap.min(mine + self.config.max_network_holdings.saturating_sub(used))
+            }
+            ReporterGroup::Peer(_) => cap,
+        };
         self.touch(now, &peer);
+        let before = self.holdings.count(&peer);
         self.holdings.add(peer, pinned, pieces, cap);
+        let delta = self.holdings.count(&peer) as i64 - before as i64;
+        Self::count_group(&mut self.group_holdings, group, delta);
         self.seeding.seeded(pieces);
         self.answer_held(now);
     }
@@ -271,7 +296,12 @@ impl Planner {
     /// The peer no longer holds `pieces`.
     pub fn handle_lost(&mut self, now: Instant, peer: PeerId, pieces: &[PieceHash]) {
         if self.touch(now, &peer) {
+            let before = self.holdings.count(&peer);
             self.holdings.remove(peer, pieces);
+            let delta = self.holdings.count(&peer) as i64 - before as i64;
+            if let Some(group) = self.peers.get(&peer).map(|p| p.group) {
+                Self::count_group(&mut self.group_holdings, group, delta);
+            }
         }
     }
 
@@ -453,6 +483,24 @@ impl Planner {
         }
     }
 
+    /// Adds `delta` to a shared group's indexed pieces (groups of one peer
+    /// are not counted: the per-peer cap bounds them).
+    fn count_group(counts: &mut HashMap<ReporterGroup, usize>, group: ReporterGroup, delta: i64) {
+        if delta == 0 || matches!(group, ReporterGroup::Peer(_)) {
+            return;
+        }
+        let n = counts.entry(group).or_insert(0);
+        *n = (*n as i64 + delta).max(0) as usize;
+        if *n == 0 {
+            counts.remove(&group);
+        }
+    }
+
+    /// Pieces indexed for a shared reporter group (a network), for tests.
+    pub fn network_holdings(&self, group: ReporterGroup) -> usize {
+        self.group_holdings.get(&group).copied().unwrap_or(0)
+    }
+
     /// Marks `peer` as heard from; false if it is not connected.
     fn touch(&mut self, now: Instant, peer: &PeerId) -> bool {
         match self.peers.get_mut(peer) {
@@ -466,9 +514,11 @@ impl Planner {
 
     /// Forgets a connected peer: holdings, partitions (moved), stats.
     fn forget(&mut self, now: Instant, peer: PeerId) -> bool {
-        if self.peers.remove(&peer).is_none() {
+        let Some(gone) = self.peers.remove(&peer) else {
             return false;
-        }
+        };
+        let n = self.holdings.count(&peer);
+        Self::count_group(&mut self.group_holdings, gone.group, -(n as i64));
         self.holdings.drop_peer(peer);
         self.seeding.drop_asker(&peer);
         let mut changes = Changes::default();

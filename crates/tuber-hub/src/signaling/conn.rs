@@ -144,6 +144,7 @@ pub(crate) async fn run(
     swarm: SwarmHandle,
     shared: std::sync::Arc<Shared>,
     client: Option<SocketAddr>,
+    network: Option<super::NetworkPermit>,
 ) {
     let settings = &shared.settings;
     let mut bucket = Bucket::new(settings.messages_per_second, settings.burst, Instant::now());
@@ -307,6 +308,19 @@ pub(crate) async fn run(
                 inbound = next(&mut ws, &mut bucket, &shared.metrics) => match inbound {
                     Inbound::Closed => break,
                     Inbound::Msg(msg) => {
+                        let cost = super::per_network::cost(&msg);
+                        if network.as_ref().is_some_and(|n| !n.allow(Instant::now(), cost)) {
+                            Metrics::add(&shared.metrics.signaling_refused, 1);
+                            strikes += 1;
+                            if strikes > MAX_STRIKES {
+                                send_error(&mut ws, ErrorCode::RateLimited, "too many refused messages; goodbye").await;
+                                break;
+                            }
+                            if !send_error(&mut ws, ErrorCode::RateLimited, "your network sends too many messages; slow down").await {
+                                break;
+                            }
+                            continue;
+                        }
                         strikes = 0;
                         if !swarm.message(peer, conn, msg).await {
                             break;

@@ -10,8 +10,10 @@
 //! - `conn.rs` — one connection: challenge/hello/welcome, limits, I/O.
 //! - `reporter_group.rs` — whom a connection's blames for bad pieces count
 //!   as: a trusted peer alone, anyone else by its network.
+//! - `per_network.rs` — connections per client network.
 
 mod conn;
+mod per_network;
 mod reporter_group;
 pub(crate) mod route;
 mod swarm;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
+pub use per_network::{NetworkPermit, PerNetwork};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -90,7 +93,19 @@ impl Connector {
     /// is whom the client's blames for bad pieces count as, unless it is a
     /// trusted peer. None (unknown) makes the client count on its own.
     pub async fn serve(&self, ws: WebSocket, swarm: SwarmHandle, client: Option<SocketAddr>) {
-        conn::run(ws, swarm, Arc::clone(&self.0), client).await;
+        conn::run(ws, swarm, Arc::clone(&self.0), client, None).await;
+    }
+
+    /// As [`Connector::serve`], with the connection's place in its
+    /// network's limits (its messages are charged to the network's budget).
+    pub async fn serve_limited(
+        &self,
+        ws: WebSocket,
+        swarm: SwarmHandle,
+        client: Option<SocketAddr>,
+        network: Option<NetworkPermit>,
+    ) {
+        conn::run(ws, swarm, Arc::clone(&self.0), client, network).await;
     }
 
     /// Largest WebSocket message accepted at the transport level. Larger

@@ -12,8 +12,10 @@ use crate::metrics::Metrics;
 use crate::routes::ApiError;
 use crate::server::HubState;
 
-/// `GET /.tuber/ws`: signaling. The client's address decides whom its
-/// blames for bad pieces count as (see `signaling/reporter_group.rs`).
+/// `GET /.tuber/ws`: signaling. The client's address (behind a trusted
+/// proxy, the one it names) decides whom its blames for bad pieces count as
+/// (see `signaling/reporter_group.rs`), and one network may hold at most
+/// `signaling.max_connections_per_network` connections (`per_network.rs`).
 ///
 /// A browser names the page that opens a WebSocket in `Origin`, and no
 /// page can hide it; a WebSocket is not subject to CORS, so without this
@@ -40,6 +42,21 @@ pub async fn ws(
             .into_response();
         }
     }
+    // The client's own address: behind a trusted reverse proxy, the one it
+    // names (every connection would otherwise be the proxy's, one network).
+    let client = SocketAddr::new(
+        state.trusted_proxies.client_ip(client.ip(), &headers),
+        client.port(),
+    );
+    let Some(network_permit) = state.per_network.admit(client.ip()) else {
+        tracing::debug!(%client, "signaling refused: too many connections from its network");
+        Metrics::add(&state.metrics.signaling_refused, 1);
+        return ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections from your network; try later".into(),
+        )
+        .into_response();
+    };
     let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
         return ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -53,7 +70,9 @@ pub async fn ws(
         .max_message_size(Connector::MAX_WS_MESSAGE)
         .max_frame_size(Connector::MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            connector.serve(socket, swarm, Some(client)).await;
+            connector
+                .serve_limited(socket, swarm, Some(client), Some(network_permit))
+                .await;
             drop(permit);
         })
 }
