@@ -13,7 +13,10 @@
 // consider under the hub's rules (read once per worker lifetime from
 // /.tuber/rules; the hub's defaults when that fails). On any failure — no page answering within 2 s, the page gone, a
 // stream error — it falls back to the network: before the first byte with
-// `fetch(request)`, after it with a Range request for the rest.
+// `fetch(request)`, after it with a Range request for the rest. Nothing
+// goes to the network for a response nobody reads any more: one its reader
+// cancelled (a player that seeks drops its request, often while a pull
+// waits for the page), or one whose page, the one that asked for it, is gone.
 //
 // See client.js for the message protocol.
 //
@@ -383,8 +386,9 @@ function openStream(event, client, url, manifestText, start, end, media) {
 
 /**
  * The response body: one chunk per pull from the page; after a failure, the
- * rest from the network.
- * @param {FetchEvent} event @param {string} clientId @param {MessagePort} port @param {string} url
+ * rest from the network, unless nobody reads it any more (the reader
+ * cancelled, or the page that asked for it is gone).
+ * @param {FetchEvent} event @param {string} clientId the feeding page @param {MessagePort} port @param {string} url
  * @param {number} start @param {number} end
  * @returns {ReadableStream<Uint8Array>}
  */
@@ -395,6 +399,12 @@ function body(event, clientId, port, url, start, end) {
   let skip = 0;
   let finished = false;
   let ended = false;
+  /** The reader cancelled: nothing more is read, from the page or the network. */
+  let cancelled = false;
+  // The page that feeds the body asked for it (a media element, a fetch()),
+  // unlike a download, which another page feeds: when that page is gone, so
+  // is the body's reader.
+  const ownPage = clientId === event.clientId;
   /** @type {(value?: unknown) => void} */
   let done = () => {};
   // Keep the worker alive while the body streams.
@@ -421,26 +431,40 @@ function body(event, clientId, port, url, start, end) {
     done();
   };
 
-  /** @returns {Promise<any>} the page's answer to one pull */
+  /**
+   * The page's answer to one pull; null when the reader cancelled first.
+   * @returns {Promise<any>}
+   */
   const pullFromPage = () => new Promise((resolve, reject) => {
     const t0 = Date.now();
     /** @type {ReturnType<typeof setInterval> | undefined} */
     let live;
-    const stop = () => clearInterval(live);
-    waiter = (m) => {
+    let settled = false;
+    const stop = () => {
+      settled = true;
+      clearInterval(live);
+    };
+    const w = (/** @type {any} */ m) => {
       stop();
       resolve(m);
     };
+    waiter = w;
     live = setInterval(async () => {
       const gone = !(await sw.clients.get(clientId));
+      if (settled) return;
       if (gone || Date.now() - t0 > PULL_TIMEOUT_MS) {
         stop();
-        waiter = null;
-        reject(new Error(gone ? 'page gone' : 'page too slow'));
+        if (waiter === w) waiter = null;
+        reject(new PageError(gone ? 'page gone' : 'page too slow', gone));
       }
     }, LIVENESS_MS);
     port.postMessage({ t: 'pull' });
   });
+
+  /** Stops reading the network's answer, if any. */
+  const dropNetwork = () => {
+    network?.cancel().catch(() => {});
+  };
 
   /** Switches to the network for bytes [pos, end]. */
   const resume = async () => {
@@ -463,6 +487,7 @@ function body(event, clientId, port, url, start, end) {
     const reader = /** @type {ReadableStreamDefaultReader<Uint8Array>} */ (network);
     for (;;) {
       const { done: eof, value } = await reader.read();
+      if (cancelled) return;
       if (eof) {
         if (pos <= end) throw new Error('network body ended early');
         over();
@@ -496,11 +521,15 @@ function body(event, clientId, port, url, start, end) {
       try {
         if (network) return await fromNetwork(controller);
         let m;
+        let gone = false;
         try {
           m = await pullFromPage();
-        } catch {
+        } catch (e) {
           m = null;
+          gone = e instanceof PageError && e.gone;
         }
+        // Cancelled while the pull waited: nobody reads the rest.
+        if (cancelled) return;
         if (m && m.t === 'chunk' && m.data instanceof ArrayBuffer) {
           const b = new Uint8Array(m.data);
           if (b.length > 0 && pos + b.length <= end + 1) {
@@ -513,21 +542,39 @@ function body(event, clientId, port, url, start, end) {
           controller.close();
           return;
         }
-        // The page failed, went away or sent nonsense: the rest from the network.
+        // The page failed, went away or sent nonsense: the rest from the
+        // network, unless the page that went away was the reader.
         if (!finished) port.postMessage({ t: 'cancel' });
+        if (gone && ownPage) throw new Error('the page that asked for it is gone');
         await resume();
+        // Cancelled while the network answered.
+        if (cancelled) return dropNetwork();
         return await fromNetwork(controller);
       } catch (e) {
         over();
-        controller.error(e);
+        if (!cancelled) controller.error(e);
       }
     },
     cancel() {
+      cancelled = true;
       if (!finished) port.postMessage({ t: 'cancel' });
+      // A pull waiting for the page ends now (and goes nowhere else).
+      const w = waiter;
+      waiter = null;
+      w?.(null);
       over();
-      network?.cancel().catch(() => {});
+      dropNetwork();
     },
   });
+}
+
+/** A pull the page did not answer: it is gone, or too slow. */
+class PageError extends Error {
+  /** @param {string} message @param {boolean} gone */
+  constructor(message, gone) {
+    super(message);
+    this.gone = gone;
+  }
 }
 
 // Last: the hosted site worker's script runs after this module (imported
