@@ -249,8 +249,8 @@ pub struct PlannerSettings {
     /// `"distinct_peers"`: every connection counts on its own (the old rule);
     /// only for private networks and tests where every browser is on one
     /// host, as on the Internet anyone could then ban anyone. Behind a
-    /// reverse proxy every client has the proxy's address, so with
-    /// `"distinct_networks"` only trusted peers can get a peer banned.
+    /// reverse proxy listed in `trusted_proxies`, the address it names in
+    /// `X-Forwarded-For` counts.
     pub ban_reporters: BanReporters,
     /// How often the hub pings clients; three missed pings evict. Default 15 s.
     #[serde(with = "humantime_serde")]
