@@ -310,3 +310,41 @@ fn random_messages_never_panic_nor_exceed_the_limit() {
         }
     }
 }
+
+/// Issue #14 item 6: a remote that keeps requesting beyond the in-flight cap
+/// without reading the `busy` answers cannot grow them without bound: past
+/// `MAX_CONTROL_QUEUED` unread answers it is refused and the session closes.
+#[test]
+fn requests_over_the_cap_without_reading_are_refused_at_a_bound() {
+    use tuber_peer::wire_session::MAX_CONTROL_QUEUED;
+    let now = Instant::now();
+    let mut s = ready(now);
+    let piece = PieceHash::of(b"x");
+    let request = |id: u32| {
+        Frame::Request {
+            id,
+            piece,
+            offset: 0,
+            length: 1024,
+        }
+        .encode()
+    };
+    let cap = tuber_peer::wire_session::DEFAULT_MAX_IN_FLIGHT as u32;
+    for id in 1..=cap {
+        s.handle_message(now, &request(id));
+    }
+    let requested = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| matches!(e, Event::Requested { .. }))
+        .count();
+    assert_eq!(
+        requested, cap as usize,
+        "the in-flight cap's worth is accepted"
+    );
+    // Over the cap: each gets `busy`, queued while the remote reads nothing.
+    for id in cap + 1..=cap + MAX_CONTROL_QUEUED as u32 {
+        s.handle_message(now, &request(id));
+        assert!(!s.is_closed(), "{id}");
+    }
+    s.handle_message(now, &request(cap + MAX_CONTROL_QUEUED as u32 + 1));
+    assert_refused(&mut s, 5);
+}

@@ -31,6 +31,9 @@ use crate::wire_session::{
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Commands queued per link before `fetch` waits.
 const COMMAND_QUEUE: usize = 64;
+/// A link with nothing sent or received for this long is closed: an idle
+/// remote must not keep one of the swarm's link slots forever.
+pub const IDLE_LINK: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How one of our requests ended.
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub struct LinkHandle {
     closed: CancellationToken,
     /// Set when the link closed because the remote stopped answering.
     unresponsive: Arc<AtomicBool>,
+    /// Stops the link task.
+    stop: CancellationToken,
 }
 
 impl LinkHandle {
@@ -84,6 +89,11 @@ impl LinkHandle {
     /// Whether the link task has ended.
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
+    }
+
+    /// Closes the link (its task ends, the channel closes).
+    pub fn close(&self) {
+        self.stop.cancel();
     }
 
     /// Whether it ended because a request of ours got no data in time: on a
@@ -109,6 +119,7 @@ pub fn spawn(
         cmds,
         closed: closed.clone(),
         unresponsive: Arc::clone(&unresponsive),
+        stop: cancel.clone(),
     };
     tokio::spawn(async move {
         let _done = closed.drop_guard();
@@ -131,10 +142,16 @@ struct Driver {
     /// A message taken from the session that the channel had no room for.
     stash: Option<Bytes>,
     unresponsive: Arc<AtomicBool>,
-    /// Answers read from the store, back from their tasks. Bounded by the
-    /// session's in-flight cap (one task per open incoming request).
+    /// Answers read from the store, back from their tasks.
     served_tx: mpsc::Sender<(IncomingId, Serve)>,
     served_rx: mpsc::Receiver<(IncomingId, Serve)>,
+    /// One permit per store read in flight, held by its task until its
+    /// answer is back: a remote that requests and cancels at once frees its
+    /// session slot but not the read, so without this a request/cancel
+    /// flood would pile up read tasks, each holding a copy of a piece.
+    reads: Arc<tokio::sync::Semaphore>,
+    /// When anything last went either way.
+    last_activity: Instant,
 }
 
 impl Driver {
@@ -167,6 +184,10 @@ impl Driver {
             unresponsive,
             served_tx,
             served_rx,
+            reads: Arc::new(tokio::sync::Semaphore::new(
+                crate::wire_session::DEFAULT_MAX_IN_FLIGHT,
+            )),
+            last_activity: now,
         }
     }
 
@@ -191,11 +212,13 @@ impl Driver {
                 self.stash = self.session.poll_transmit();
             }
             let deadline = self.session.poll_timeout();
+            let idle_at = self.last_activity + IDLE_LINK;
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
                 ev = self.link.recv() => match ev {
                     Some(LinkEvent::Message(m)) => {
+                        self.last_activity = Instant::now();
                         self.record(Direction::Down, m.len());
                         self.session.handle_message(Instant::now(), &m);
                     }
@@ -213,6 +236,7 @@ impl Driver {
                 // With every handle gone the link still serves the remote.
                 cmd = cmds.recv(), if !cmds_closed => match cmd {
                     Some(LinkCmd::Fetch { piece, size, reply }) => {
+                        self.last_activity = Instant::now();
                         self.queued.push_back((piece, size, reply));
                         self.start_queued();
                     }
@@ -220,6 +244,13 @@ impl Driver {
                 },
                 Some((id, answer)) = self.served_rx.recv() => self.answer(id, answer),
                 () = sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
+                () = tokio::time::sleep_until(idle_at.into()) => {
+                    if self.waiting.is_empty() && self.queued.is_empty() && self.stash.is_none() {
+                        tracing::debug!(peer = %self.peer, "link idle for {IDLE_LINK:?}; closing it");
+                        break;
+                    }
+                    self.last_activity = Instant::now();
+                }
             }
         }
         for (_, reply) in self.waiting.drain() {
@@ -238,6 +269,7 @@ impl Driver {
         if let Some(m) = self.stash.take() {
             let len = m.len();
             self.link.send(m).await?;
+            self.last_activity = Instant::now();
             self.record(Direction::Up, len);
         }
         Ok(())
@@ -280,12 +312,18 @@ impl Driver {
                     length,
                 } => {
                     // Read in a task: a burst of requests must not stop
-                    // the loop from feeding the channel meanwhile.
+                    // the loop from feeding the channel meanwhile. At most
+                    // one task per permit; past that, busy at once.
+                    let Ok(permit) = Arc::clone(&self.reads).try_acquire_owned() else {
+                        self.answer(id, Serve::Busy(100));
+                        continue;
+                    };
                     let swarm = Arc::clone(&self.swarm);
                     let done = self.served_tx.clone();
                     tokio::spawn(async move {
                         let answer = swarm.serve(piece, offset, length).await;
                         let _ = done.send((id, answer)).await;
+                        drop(permit);
                     });
                 }
                 Event::Cancelled { .. } | Event::RemoteError { .. } => {}

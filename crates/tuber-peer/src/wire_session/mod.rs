@@ -32,6 +32,10 @@ mod outgoing;
 mod types;
 
 use std::collections::VecDeque;
+
+/// Control frames (busy, missing, cancel) queued unsent at most; a remote
+/// that makes more without reading is refused.
+pub const MAX_CONTROL_QUEUED: usize = 1024;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -399,6 +403,12 @@ impl WireSession {
     }
 
     fn queue(&mut self, frame: &Frame<'_>) {
+        // Control answers (busy, missing) wait for the remote to read; one
+        // that keeps asking without reading would grow them without bound.
+        if self.control.len() >= MAX_CONTROL_QUEUED {
+            self.refuse(WireErrorCode::Protocol, "too many answers unread");
+            return;
+        }
         self.control.push_back(Bytes::from(frame.encode()));
     }
 }

@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use tuber_proto::signal::ClientToHub;
 use tuber_proto::{PeerId, SwarmDescriptor};
 
-use super::{ConnEvent, Connecting, SwarmActor, CONNECT_TIMEOUT, MAX_LINKS, UNREACHABLE_FOR};
+use super::{
+    ConnEvent, Connecting, SwarmActor, CONNECT_TIMEOUT, MAX_INBOUND_CONNECTING, MAX_LINKS,
+    UNREACHABLE_FOR,
+};
 use crate::engine::link::{self, LinkHandle};
 use crate::engine::shared::lock;
 use crate::engine::types::EngineEvent;
@@ -46,7 +49,7 @@ impl SwarmActor {
             let _ = reply.send(None);
             return;
         };
-        if unreachable || self.links.len() + self.connecting.len() >= MAX_LINKS {
+        if unreachable || self.link_count() >= MAX_LINKS {
             let _ = reply.send(None);
             return;
         }
@@ -65,10 +68,16 @@ impl SwarmActor {
     }
 
     pub(super) fn on_offer(&mut self, from: PeerId, conn: u32, sdp: String) {
+        let inbound = self.connecting.values().filter(|c| c.inbound).count();
         if self.shared.is_liar(&from)
-            || self.links.len() + self.connecting.len() >= MAX_LINKS
+            || self.link_count() >= MAX_LINKS
+            || inbound >= MAX_INBOUND_CONNECTING
             || self.connecting.contains_key(&(from, conn))
+            // One handshake at a time per remote, and no third link to it.
+            || self.connecting.keys().any(|(p, _)| *p == from)
+            || self.extra_links.get(&from).is_some_and(|l| !l.is_closed())
         {
+            tracing::debug!(peer = %from, inbound, "offer not answered (limits)");
             return;
         }
         let Some(descriptor) = lock(&self.shared.view).descriptor.clone() else {
@@ -107,6 +116,7 @@ impl SwarmActor {
             Connecting {
                 signals: sig_tx,
                 waiters,
+                inbound: !offering,
             },
         );
         let out = self.signal_sender(peer, conn, offering);
@@ -197,8 +207,19 @@ impl SwarmActor {
                     self.shared.cancel.child_token(),
                 );
                 // With two links to one peer (both offered at once), the
-                // newer serves its requests and the map keeps one for ours.
-                self.links.entry(peer).or_insert_with(|| handle.clone());
+                // newer serves its requests and the map keeps one for ours;
+                // the newer is kept (and counted) as the extra one, and a
+                // link beyond those two is closed.
+                match self.links.get(&peer) {
+                    Some(l) if !l.is_closed() => {
+                        if let Some(old) = self.extra_links.insert(peer, handle.clone()) {
+                            old.close();
+                        }
+                    }
+                    _ => {
+                        self.links.insert(peer, handle.clone());
+                    }
+                }
                 self.unreachable.remove(&peer);
                 for w in waiters {
                     let _ = w.send(Some(handle.clone()));

@@ -28,8 +28,12 @@ const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 const ANNOUNCE_EVERY: Duration = Duration::from_millis(250);
 /// How often traffic is reported to the hub.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
-/// Most links (both directions) one swarm keeps open.
+/// Most links (both directions, connecting ones too) one swarm keeps open.
 const MAX_LINKS: usize = 256;
+/// Of those, most handshakes the remote started (offers we answer) at
+/// once, and one per remote: bare offers must not take every slot, and our
+/// own fetcher's links always find room.
+const MAX_INBOUND_CONNECTING: usize = 64;
 /// Most pieces in one `have`/`lost`/`want` (protocol limit).
 const MAX_LIST: usize = 512;
 
@@ -49,6 +53,8 @@ enum ConnEvent {
 struct Connecting {
     signals: mpsc::Sender<Signal>,
     waiters: Vec<oneshot::Sender<Option<LinkHandle>>>,
+    /// The remote offered (we answer).
+    inbound: bool,
 }
 
 pub struct SwarmActor {
@@ -64,6 +70,9 @@ pub struct SwarmActor {
     relay_rx: mpsc::Receiver<ClientToHub>,
     duties: mpsc::Sender<Duty>,
     links: HashMap<PeerId, LinkHandle>,
+    /// A second link to a peer (both sides offered at once): it serves the
+    /// remote's requests, and counts against [`MAX_LINKS`]. At most one.
+    extra_links: HashMap<PeerId, LinkHandle>,
     connecting: HashMap<(PeerId, u32), Connecting>,
     unreachable: HashMap<PeerId, Instant>,
     wants: HashMap<u32, oneshot::Sender<Vec<Provider>>>,
@@ -99,6 +108,7 @@ impl SwarmActor {
             relay_rx,
             duties,
             links: HashMap::new(),
+            extra_links: HashMap::new(),
             connecting: HashMap::new(),
             unreachable: HashMap::new(),
             wants: HashMap::new(),
@@ -276,7 +286,13 @@ impl SwarmActor {
         }
     }
 
+    /// Links open or being set up, both directions.
+    fn link_count(&self) -> usize {
+        self.links.len() + self.extra_links.len() + self.connecting.len()
+    }
+
     fn prune_links(&mut self) {
+        self.extra_links.retain(|_, l| !l.is_closed());
         let gone: Vec<PeerId> = self
             .links
             .iter()
