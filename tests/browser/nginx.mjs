@@ -1,7 +1,8 @@
 // Debian's nginx as a real origin for the browser tests: no systemd, daemon
 // off, its config, logs and temp dirs inside one temp dir, serving a static
-// root on 127.0.0.1 (a free port). Its access log is one JSON object per
-// request (`$body_bytes_sent`: the ground truth of what the origin sent).
+// root on 127.0.0.1 (a free port), or in front of the hub as a reverse proxy
+// (`startNginxProxy`). Its access log is one JSON object per request
+// (`$body_bytes_sent`: the ground truth of what that server sent).
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,7 +44,44 @@ export async function waitTcp(port, ms) {
  * must be readable by nginx's workers). Resolves to { url, pid, accessLog, stop }.
  */
 export async function startNginx(dir, root) {
-  const port = await freePort();
+  return runNginx(dir, { port: await freePort(), server: `    root ${root};\n` });
+}
+
+/**
+ * nginx in front of `upstreamUrl` (the hub), as operators run it: every
+ * request proxied over HTTP/1.1, WebSocket upgrades (`/.tuber/ws`) too,
+ * `X-Forwarded-For`/`-Proto`, the client's `Host`, no buffering. Listens on
+ * 127.0.0.1:`port` (a free one by default: pass one picked with `freePort`
+ * when the hub must know its public URL first). Same JSON access log as
+ * `startNginx`, so `body_bytes_sent` is what the operator's side sent to
+ * each client. Resolves to { url, pid, accessLog, stop }.
+ */
+export async function startNginxProxy(dir, upstreamUrl, { port } = {}) {
+  const upstream = new URL(upstreamUrl);
+  const server = `    location / {
+      proxy_pass ${upstream.protocol}//${upstream.host};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+    }
+`;
+  const http = `  map $http_upgrade $connection_upgrade {
+    default upgrade;
+    '' close;
+  }
+`;
+  return runNginx(dir, { port: port ?? await freePort(), server, http });
+}
+
+/** Writes `dir/nginx.conf` with one server on 127.0.0.1:`port` (`server`: its body, `http`: more of the http block) and runs nginx. */
+async function runNginx(dir, { port, server, http = '' }) {
   const p = (n) => join(dir, n);
   const conf = `daemon off;
 master_process on;
@@ -59,13 +97,12 @@ http {
   scgi_temp_path ${p('scgi_temp')};
   include /etc/nginx/mime.types;
   default_type application/octet-stream;
-  log_format tuber escape=json '{"method":"$request_method","uri":"$uri","args":"$args","status":$status,'
-    '"body_bytes_sent":$body_bytes_sent,"range":"$http_range","sw":"$http_service_worker"}';
+  log_format tuber escape=json '{"t":$msec,"method":"$request_method","uri":"$uri","args":"$args","status":$status,'
+    '"body_bytes_sent":$body_bytes_sent,"range":"$http_range","sw":"$http_service_worker","ua":"$http_user_agent"}';
   access_log ${p('access.log')} tuber;
-  server {
+${http}  server {
     listen 127.0.0.1:${port};
-    root ${root};
-  }
+${server}  }
 }
 `;
   writeFileSync(p('nginx.conf'), conf);
