@@ -124,3 +124,26 @@ fn no_trusted_peer_no_wait_and_the_waits_are_bounded() {
     q.handle_want(t0, viewer, 1, &b);
     assert!(answered(&drain(&mut q), viewer));
 }
+
+#[test]
+fn without_a_donor_the_first_viewer_seeds_the_others() {
+    let (mut p, t0) = planner(PlannerConfig::default());
+    let (first, second) = (peer(2), peer(3));
+    browser(&mut p, t0, first);
+    browser(&mut p, t0, second);
+    let pieces: Vec<_> = (50..54).map(piece).collect();
+    // The first asks: nobody holds them, it goes to the hub (at once).
+    p.handle_want(t0, first, 1, &pieces);
+    assert!(providers_for(&drain(&mut p), first, 1).is_empty());
+    // The second, a moment later, waits for the first's have.
+    let t1 = t0 + Duration::from_millis(50);
+    p.handle_want(t1, second, 2, &pieces);
+    assert!(!answered(&drain(&mut p), second));
+    // The first asking again (a retry) is not held by its own marks.
+    p.handle_want(t1, first, 3, &pieces);
+    assert!(answered(&drain(&mut p), first));
+    p.handle_have(t0 + Duration::from_millis(200), first, &pieces);
+    let providers = providers_for(&drain(&mut p), second, 2);
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].peer, first);
+}

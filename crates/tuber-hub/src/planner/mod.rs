@@ -331,7 +331,41 @@ impl Planner {
                 return;
             }
         }
+        self.mark_fetching(now, asker, pieces, &providers);
         self.answer(now, asker, req, pieces, providers);
+    }
+
+    /// The pieces of `pieces` that nobody holds are now being fetched by
+    /// `asker` (from the hub): others asking for them meanwhile wait for its
+    /// `have` (see `seeding.rs`). A trusted permanent peer's fetches are not
+    /// marked (its assigned pieces already are).
+    fn mark_fetching(
+        &mut self,
+        now: Instant,
+        asker: PeerId,
+        pieces: &[PieceHash],
+        providers: &[Provider],
+    ) {
+        if self.config.seed_wait.is_zero() || self.peers.get(&asker).is_none_or(Peer::is_pinned) {
+            return;
+        }
+        let mut covered = vec![false; pieces.len().min(MAX_HASHES_PER_MESSAGE)];
+        for prov in providers {
+            for &i in &prov.pieces {
+                if let Some(c) = covered.get_mut(i as usize) {
+                    *c = true;
+                }
+            }
+        }
+        let uncovered: Vec<PieceHash> = pieces
+            .iter()
+            .zip(&covered)
+            .filter(|(_, c)| !**c)
+            .map(|(p, _)| *p)
+            .take(seeding::MARKS_PER_WANT)
+            .collect();
+        let until = now + self.config.seed_wait;
+        self.seeding.mark_by(now, uncovered, until, Some(asker));
     }
 
     fn answer(
@@ -371,7 +405,7 @@ impl Planner {
             .iter()
             .zip(&covered)
             .filter(|(_, c)| !**c)
-            .filter_map(|(p, _)| self.seeding.seeding_until(now, p))
+            .filter_map(|(p, _)| self.seeding.seeding_until(now, p, asker))
             .min()?;
         Some(until.min(now + self.config.seed_wait))
     }

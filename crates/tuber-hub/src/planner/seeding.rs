@@ -1,14 +1,17 @@
 //! Content being seeded: pieces the hub just published and assigned to a
-//! connected trusted permanent peer, which is fetching them now. A `want`
-//! for such a piece that nobody holds yet is answered when a trusted peer
-//! announces it, or at the latest after `seed_wait`, instead of at once
-//! with "nobody": at a live stream's edge, viewers ask for a new segment
-//! within a few hundred milliseconds of it appearing, and answering
-//! "nobody" sends each of them to the hub for it, so the hub serves the
-//! segment once to the donor and again to the viewers. Waiting a moment
-//! lets the donor seed the edge. Trusted permanent peers' own wants are never
-//! held (they are the seeders), and the number of held wants is bounded per
-//! asker and in total; past the bounds a want is answered at once.
+//! connected trusted permanent peer, which is fetching them now, and pieces
+//! a client was just told nobody holds (so it is fetching them from the
+//! hub now). A `want` for such a piece that nobody holds yet is answered
+//! when a holder announces it, or at the latest after `seed_wait`, instead
+//! of at once with "nobody": at a live stream's edge, viewers ask for a new
+//! segment within a few hundred milliseconds of it appearing, and answering
+//! "nobody" sends each of them to the hub for it. Waiting a moment lets the
+//! first holder (the donor, or the first viewer) seed the others, so a new
+//! segment propagates outward from its first holder. Trusted permanent
+//! peers' own wants are never held (they are the seeders), nor a client's
+//! for pieces it is itself fetching; the number of held wants is bounded
+//! per asker and in total, and a client marks at most [`MARKS_PER_WANT`]
+//! pieces per `want`; past the bounds a want is answered at once.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -17,6 +20,8 @@ use tuber_proto::{PeerId, PieceHash};
 
 /// Pieces marked as being seeded, at most.
 pub const MAX_SEEDING: usize = 262_144;
+/// Pieces one `want` may mark as being fetched by its asker.
+pub const MARKS_PER_WANT: usize = 64;
 /// Wants held at once per asker, and in total.
 pub const MAX_HELD_PER_ASKER: usize = 4;
 pub const MAX_HELD: usize = 8192;
@@ -33,8 +38,9 @@ pub(super) struct HeldWant {
 /// The seeding pieces and the wants held for them.
 #[derive(Debug, Default)]
 pub(super) struct Seeding {
-    /// Piece → until when it counts as being seeded.
-    pieces: HashMap<PieceHash, Instant>,
+    /// Piece → until when it counts as being seeded, and by whom (None: the
+    /// trusted peers it was assigned to).
+    pieces: HashMap<PieceHash, (Instant, Option<PeerId>)>,
     held: Vec<HeldWant>,
 }
 
@@ -46,23 +52,48 @@ impl Seeding {
         pieces: impl IntoIterator<Item = PieceHash>,
         until: Instant,
     ) {
+        self.mark_by(now, pieces, until, None);
+    }
+
+    /// Marks `pieces` as being fetched by `by` (None: assigned trusted
+    /// peers) until `until`; a piece already marked by a client keeps its
+    /// mark.
+    pub fn mark_by(
+        &mut self,
+        now: Instant,
+        pieces: impl IntoIterator<Item = PieceHash>,
+        until: Instant,
+        by: Option<PeerId>,
+    ) {
         if self.pieces.len() >= MAX_SEEDING {
-            self.pieces.retain(|_, t| *t > now);
+            self.pieces.retain(|_, (t, _)| *t > now);
         }
         for p in pieces {
             if self.pieces.len() >= MAX_SEEDING {
                 break;
             }
-            self.pieces.insert(p, until);
+            let live = self.pieces.get(&p).is_some_and(|(t, _)| *t > now);
+            if by.is_none() || !live {
+                self.pieces.insert(p, (until, by));
+            }
         }
     }
 
-    /// When `piece` stops counting as being seeded, if it does now.
-    pub fn seeding_until(&self, now: Instant, piece: &PieceHash) -> Option<Instant> {
-        self.pieces.get(piece).copied().filter(|t| *t > now)
+    /// When `piece` stops counting as being seeded for `asker`, if it does
+    /// now (a piece the asker itself is fetching does not).
+    pub fn seeding_until(
+        &self,
+        now: Instant,
+        piece: &PieceHash,
+        asker: &PeerId,
+    ) -> Option<Instant> {
+        self.pieces
+            .get(piece)
+            .filter(|(t, by)| *t > now && *by != Some(*asker))
+            .map(|(t, _)| *t)
     }
 
-    /// A trusted peer holds `pieces`: they are seeded.
+    /// A holder announced `pieces`: they are seeded.
     pub fn seeded(&mut self, pieces: &[PieceHash]) {
         if self.pieces.is_empty() {
             return;
@@ -85,7 +116,7 @@ impl Seeding {
     /// The held wants that can be answered now: none of their pieces is
     /// still being seeded, or their deadline passed. Expired marks go.
     pub fn take_ready(&mut self, now: Instant) -> Vec<HeldWant> {
-        self.pieces.retain(|_, t| *t > now);
+        self.pieces.retain(|_, (t, _)| *t > now);
         let (ready, held): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.held).into_iter().partition(|w| {
                 w.deadline <= now || !w.pieces.iter().any(|p| self.pieces.contains_key(p))
