@@ -134,6 +134,8 @@ export async function start(api) {
     bytesFromOrigin: stats.bytesFromOrigin,
     piecesVerified: stats.piecesVerified,
     piecesCorrupt: stats.piecesCorrupt,
+    piecesHedged: stats.piecesHedged,
+    hedgeWonByOrigin: stats.hedgeWonByOrigin,
     peersConnected: swarm ? swarm.peersConnected : 0,
     servedBytes: swarm ? swarm.servedBytes : 0,
   });

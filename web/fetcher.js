@@ -2,13 +2,18 @@
 // which), or from the origin with an HTTP Range request of the resource's
 // URL; and reading a byte range of a resource as a stream of chunks.
 //
+// A peer request that is late is hedged (`HedgePolicy` in scheduler.js
+// decides when): the piece is asked of the origin too, the first verified
+// copy is used and the other request is cancelled (a copy that still
+// arrives is dropped, not counted).
+//
 // Every piece is checked with SHA-256 (crypto.subtle) before it is used,
 // kept or served, whatever its source. A piece that fails from a peer is
 // reported with the sender, who is dropped; one that fails from the origin
 // means the resource changed under its manifest: the read fails, and the
 // Service Worker goes to the network for the rest.
 
-import { Scheduler } from './scheduler.js';
+import { Scheduler, HedgePolicy } from './scheduler.js';
 import { RequestFailed } from './wire-session.js';
 import { sha256Hex, fromHex } from './proto/json.js';
 import { pieceRange } from './proto/manifest.js';
@@ -29,7 +34,13 @@ import { errorText } from './peer.js';
  * @property {number} len
  * @property {number} refs streams waiting for it
  * @property {string | null} peer the peer asked now
+ * @property {number} peerAt when it was asked (ms)
+ * @property {number} ahead bytes queued at that peer then, this piece's included
+ * @property {AbortController | null} peerStop cancels the peer request
  * @property {boolean} origin an origin request has it
+ * @property {AbortController | null} hedge the origin request of a hedge, while it runs
+ * @property {boolean} hedged the peer request now out was hedged already
+ * @property {boolean} done a verified copy was handed out
  * @property {(b: Uint8Array) => void} resolve
  * @property {(e: Error) => void} reject
  * @property {Promise<Uint8Array>} promise
@@ -56,6 +67,10 @@ export class Stats {
     this.bytesFromOrigin = 0;
     this.piecesVerified = 0;
     this.piecesCorrupt = 0;
+    /** Peer requests that were late and also asked of the origin. */
+    this.piecesHedged = 0;
+    /** Hedged pieces whose origin copy came first. */
+    this.hedgeWonByOrigin = 0;
   }
 }
 
@@ -68,6 +83,7 @@ export class PieceFetcher {
    *   pieceSize: number,
    *   log?: (...args: unknown[]) => void,
    *   fetchImpl?: typeof fetch,
+   *   hedgePolicy?: HedgePolicy,
    * }} opts
    */
   constructor(opts) {
@@ -82,6 +98,7 @@ export class PieceFetcher {
       maxPerPeer: Math.min(8, Math.max(2, Math.floor((8 << 20) / ps))),
       maxInFlight: Math.min(24, Math.max(4, Math.floor((32 << 20) / ps))),
     });
+    this.hedgePolicy = opts.hedgePolicy ?? new HedgePolicy();
     /** hash → job, in the order they were asked for. @type {Map<string, Job>} */
     this.jobs = new Map();
     /** Hashes whose `want` is out. @type {Set<string>} */
@@ -132,7 +149,10 @@ export class PieceFetcher {
     }
     const range = /** @type {{start: number, len: number}} */ (pieceRange(res.manifest, index));
     /** @type {Job} */
-    const j = /** @type {any} */ ({ hash, res, index, len: range.len, refs: 1, peer: null, origin: false });
+    const j = /** @type {any} */ ({
+      hash, res, index, len: range.len, refs: 1, peer: null, peerAt: 0, ahead: 0, peerStop: null,
+      origin: false, hedge: null, hedged: false, done: false,
+    });
     j.promise = new Promise((resolve, reject) => {
       j.resolve = resolve;
       j.reject = reject;
@@ -229,6 +249,7 @@ export class PieceFetcher {
     /** @type {string[]} */
     const unasked = [];
     for (const job of this.jobs.values()) {
+      if (job.peer && !job.origin) wake = Math.min(wake, this.maybeHedge(job, now));
       if (job.peer || job.origin) continue;
       if (this.cache.has(job.hash)) {
         this.complete(job, /** @type {Uint8Array} */ (this.cache.get(job.hash)));
@@ -240,8 +261,8 @@ export class PieceFetcher {
       }
       const d = this.scheduler.choose(job.hash, now);
       if (d.kind === 'peer') {
-        if (this.scheduler.canStart()) this.startPeer(job, d.peer);
-        else wake = Math.min(wake, now + 1000);
+        if (!this.scheduler.canStart()) wake = Math.min(wake, now + 1000);
+        else if (this.startPeer(job, d.peer)) wake = Math.min(wake, this.maybeHedge(job, now));
       } else if (d.kind === 'wait') {
         wake = Math.min(wake, d.until);
       } else if (d.kind === 'rewant') {
@@ -288,21 +309,40 @@ export class PieceFetcher {
   }
 
   /**
+   * Asks `peer` for `job`'s piece; false when its link is not up.
    * @param {Job} job @param {string} peer
    */
   startPeer(job, peer) {
     const link = this.swarm?.link(peer);
     if (!link) {
       this.scheduler.setPeerStatus(peer, this.swarm?.links.has(peer) ? 'connecting' : 'idle', Date.now());
-      return;
+      return false;
     }
+    const stop = new AbortController();
     job.peer = peer;
+    job.peerAt = Date.now();
+    job.ahead = this.hedgePolicy.sent(peer, job.len);
+    job.peerStop = stop;
+    job.hedged = false;
     this.scheduler.started(job.hash, peer);
-    link.request(fromHex(job.hash), job.len).then(
+    const ahead = job.ahead;
+    const ended = () => {
+      this.hedgePolicy.ended(peer, job.len);
+      if (job.peerStop === stop) {
+        job.peer = null;
+        job.peerStop = null;
+      }
+    };
+    link.request(fromHex(job.hash), job.len, stop.signal).then(
       async (bytes) => {
         const ok = (await sha256Hex(bytes)) === job.hash;
-        job.peer = null;
-        if (ok) {
+        ended();
+        if (ok && job.done) {
+          // The origin's copy came first: this one is dropped, not counted.
+          this.scheduler.ended(peer);
+          this.swarm?.count(peer, 0, bytes.length);
+        } else if (ok) {
+          this.hedgePolicy.answered(peer, ahead, Date.now() - job.peerAt);
           this.scheduler.succeeded(job.hash, peer);
           this.stats.bytesFromPeers += bytes.length;
           this.swarm?.count(peer, 0, bytes.length);
@@ -310,7 +350,12 @@ export class PieceFetcher {
         } else {
           this.stats.piecesCorrupt++;
           this.log('bad piece from', peer.slice(0, 12));
-          this.scheduler.failed(job.hash, peer, 'bad', Date.now());
+          if (job.done) {
+            this.scheduler.ended(peer);
+            this.scheduler.ban(peer);
+          } else {
+            this.scheduler.failed(job.hash, peer, 'bad', Date.now());
+          }
           this.swarm?.reportBad(peer, job.hash);
           this.swarm?.drop(peer, 'sent a bad piece');
           this.settleIfUnwanted(job);
@@ -318,15 +363,55 @@ export class PieceFetcher {
         this.pump();
       },
       (e) => {
-        job.peer = null;
-        const reason = e instanceof RequestFailed ? e.reason : 'closed';
-        const retry = e instanceof RequestFailed ? e.retryAfterMs : 0;
-        this.scheduler.failed(job.hash, peer, reason === 'cancelled' ? 'timeout' : reason, Date.now(), retry);
-        if (this.scheduler.peer(peer).status === 'failed') this.swarm?.drop(peer, 'stopped answering');
-        this.settleIfUnwanted(job);
+        ended();
+        if (job.done) {
+          // Cancelled because the origin's copy came first: not the peer's fault.
+          this.scheduler.ended(peer);
+        } else {
+          const reason = e instanceof RequestFailed ? e.reason : 'closed';
+          const retry = e instanceof RequestFailed ? e.retryAfterMs : 0;
+          this.scheduler.failed(job.hash, peer, reason === 'cancelled' ? 'timeout' : reason, Date.now(), retry);
+          if (this.scheduler.peer(peer).status === 'failed') this.swarm?.drop(peer, 'stopped answering');
+          this.settleIfUnwanted(job);
+        }
         this.pump();
       },
     );
+    return true;
+  }
+
+  /**
+   * Hedges `job`, out to a peer, once it is late and the bounds allow.
+   * @param {Job} job @param {number} now
+   * @returns {number} when to look again (Infinity: a hedge's end will pump)
+   */
+  maybeHedge(job, now) {
+    if (job.refs <= 0 || !job.peer || job.hedged) return Infinity;
+    const at = this.hedgePolicy.deadline(job.peer, job.ahead, job.peerAt);
+    if (now < at) return at;
+    const key = job.res.url;
+    if (!this.hedgePolicy.canHedge(key)) return Infinity;
+    const ctrl = new AbortController();
+    job.origin = true;
+    job.hedge = ctrl;
+    job.hedged = true;
+    this.hedgePolicy.hedgeStarted(key);
+    this.stats.piecesHedged++;
+    this.log('hedge', job.res.manifest.path, `piece ${job.index}: ${job.peer.slice(0, 12)} late by ${now - at} ms`);
+    this.fetchRun(job.res, [job], ctrl.signal)
+      .catch((e) => {
+        // A failed hedge fails the piece only if no peer request is left.
+        this.log('hedge failed', errorText(e));
+        if (!job.done && !job.peer && !ctrl.signal.aborted) this.fail([job], e);
+      })
+      .finally(() => {
+        this.hedgePolicy.hedgeEnded(key);
+        job.origin = false;
+        job.hedge = null;
+        this.settleIfUnwanted(job);
+        this.pump();
+      });
+    return Infinity;
   }
 
   /** A job nobody waits for any more is dropped once nothing runs for it. @param {Job} job */
@@ -361,15 +446,7 @@ export class PieceFetcher {
     this.originActive++;
     this.log('origin', m.path, `pieces ${job.index}..${job.index + run.length - 1}:`, reason);
     this.fetchRun(job.res, run)
-      .catch((e) => {
-        for (const j of run) {
-          if (this.jobs.get(j.hash) === j) {
-            this.jobs.delete(j.hash);
-            this.scheduler.done(j.hash);
-            j.reject(e instanceof Error ? e : new Error(String(e)));
-          }
-        }
-      })
+      .catch((e) => this.fail(run, e))
       .finally(() => {
         this.originActive--;
         for (const j of run) j.origin = false;
@@ -377,18 +454,30 @@ export class PieceFetcher {
       });
   }
 
+  /** The origin could not give these pieces: their reads fail. @param {Job[]} run @param {unknown} e */
+  fail(run, e) {
+    for (const j of run) {
+      if (this.jobs.get(j.hash) === j) {
+        this.jobs.delete(j.hash);
+        this.scheduler.done(j.hash);
+        j.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+  }
+
   /**
    * One Range request for consecutive pieces; each is verified and
    * completed as soon as its bytes are in. Retries what is left.
-   * @param {Resource} res @param {Job[]} run
+   * @param {Resource} res @param {Job[]} run @param {AbortSignal} [signal] ends it (a hedge a peer won)
    */
-  async fetchRun(res, run) {
+  async fetchRun(res, run, signal) {
     let left = run.filter((j) => this.jobs.get(j.hash) === j);
-    for (let attempt = 0; left.length > 0; attempt++) {
+    for (let attempt = 0; left.length > 0 && !signal?.aborted; attempt++) {
       try {
-        await this.fetchRange(res, left);
+        await this.fetchRange(res, left, signal);
         return;
       } catch (e) {
+        if (signal?.aborted) return;
         if (e instanceof ChangedError || attempt >= ORIGIN_RETRIES) throw e;
         this.log('origin request failed; retrying', errorText(e));
         await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
@@ -398,15 +487,17 @@ export class PieceFetcher {
   }
 
   /**
-   * @param {Resource} res @param {Job[]} run (consecutive indices)
+   * @param {Resource} res @param {Job[]} run (consecutive indices) @param {AbortSignal} [signal]
    */
-  async fetchRange(res, run) {
+  async fetchRange(res, run, signal) {
     const ps = res.manifest.piece_size;
     const start = run[0].index * ps;
     const last = run[run.length - 1];
     const end = last.index * ps + last.len - 1;
     const ctrl = new AbortController();
     let stall = setTimeout(() => ctrl.abort(), ORIGIN_STALL_MS);
+    const stop = () => ctrl.abort();
+    signal?.addEventListener('abort', stop);
     try {
       const resp = await this.fetchImpl(res.url, {
         headers: { range: `bytes=${start}-${end}`, [BYPASS_HEADER]: '1' },
@@ -450,11 +541,15 @@ export class PieceFetcher {
               this.stats.piecesCorrupt++;
               throw new ChangedError(`piece ${job.index} of ${res.manifest.path} from the origin does not match its manifest`);
             }
-            this.stats.bytesFromOrigin += buf.length;
-            if (this.jobs.get(job.hash) === job) {
+            if (job.done) {
+              // A peer's copy came first: this one is dropped, not counted.
+            } else if (this.jobs.get(job.hash) === job) {
+              this.stats.bytesFromOrigin += buf.length;
+              if (job.hedge) this.stats.hedgeWonByOrigin++;
               job.origin = false;
               this.complete(job, buf);
             } else {
+              this.stats.bytesFromOrigin += buf.length;
               this.keep(job.hash, buf);
             }
             k++;
@@ -468,14 +563,19 @@ export class PieceFetcher {
       ctrl.abort(); // the rest of a 200 body is not needed
     } finally {
       clearTimeout(stall);
+      signal?.removeEventListener('abort', stop);
     }
   }
 
   /**
-   * A verified piece: kept, announced, handed to whoever waits.
+   * A verified piece: kept, announced, handed to whoever waits; the other
+   * request of a hedged piece is cancelled.
    * @param {Job} job @param {Uint8Array} bytes
    */
   complete(job, bytes) {
+    job.done = true;
+    job.hedge?.abort();
+    job.peerStop?.abort();
     if (this.jobs.get(job.hash) === job) this.jobs.delete(job.hash);
     this.scheduler.done(job.hash);
     this.keep(job.hash, bytes);

@@ -231,14 +231,23 @@ export class PeerLink {
   }
 
   /**
-   * Asks for `length` bytes of `piece` (raw hash) from offset 0.
-   * @param {Uint8Array} piece @param {number} length
+   * Asks for `length` bytes of `piece` (raw hash) from offset 0; `signal`
+   * cancels the request (it then fails with `cancelled`).
+   * @param {Uint8Array} piece @param {number} length @param {AbortSignal} [signal]
    * @returns {Promise<Uint8Array>}
    */
-  request(piece, length) {
-    if (!this.ready || !this.session) return Promise.reject(new RequestFailed('closed'));
+  request(piece, length, signal) {
+    const s = this.session;
+    if (!this.ready || !s) return Promise.reject(new RequestFailed('closed'));
+    if (signal?.aborted) return Promise.reject(new RequestFailed('cancelled'));
     this.lastUsed = Date.now();
-    return this.session.request(piece, 0, length, Date.now()).done;
+    const { id, done } = s.request(piece, 0, length, Date.now());
+    if (signal) {
+      const stop = () => s.cancel(id);
+      signal.addEventListener('abort', stop, { once: true });
+      done.then(() => signal.removeEventListener('abort', stop), () => signal.removeEventListener('abort', stop));
+    }
+    return done;
   }
 
   /**

@@ -1,6 +1,8 @@
-// Piece scheduling: which peer gets which piece, when to wait, and when to
-// give up on peers and fetch a piece from the origin. Pure bookkeeping, no
-// I/O and no timers (the caller passes the clock), so it is unit-tested.
+// Piece scheduling: which peer gets which piece, when to wait, when to
+// give up on peers and fetch a piece from the origin, and when a late peer
+// request is also asked of the origin (`HedgePolicy`, at the end). Pure
+// bookkeeping, no I/O and no timers (the caller passes the clock), so it is
+// unit-tested.
 //
 // Rules:
 // - A piece goes to one of its providers (from the planner's `providers`)
@@ -332,5 +334,150 @@ export class Scheduler {
    */
   done(piece) {
     this.pieces.delete(piece);
+  }
+}
+
+// Hedged fetches: when a piece asked of a peer is late, the fetcher also
+// asks the origin for it and takes whichever verified copy comes first.
+// `HedgePolicy` decides when, and how many at once:
+//
+// - A peer request is late at `start + clamp(factor × expected, minMs,
+//   maxMs)`. `expected` is the time the peer needs for the bytes we have
+//   queued at it, up to and including this piece (`ahead`, counted when the
+//   request starts), at the rate it has shown: an average of `ahead / time`
+//   over its verified answers; before its first answer, `priorBytesPerMs`.
+//   The deadline is recomputed from the current rate, so a peer's first
+//   answers correct the deadlines of the requests already out to it.
+// - `minMs` (1.5 s) leaves a peer that is merely slow on a busy machine
+//   (measured: pieces at 0.8–1.5 s under load) to finish, so hedges do not
+//   turn into hub traffic (at 800 ms, 40 hedges in one live run cost the
+//   peer offload 0.66 instead of 0.75), while a piece whose tail was lost
+//   on the link (SCTP resends it after 1 s, then 3 s) is hedged in time
+//   for a player with one 2 s segment buffered. `maxMs` keeps a peer that
+//   has been slow from pushing deadlines past what a player's buffer holds.
+// - At most `maxPerResource` pieces of one resource (one stream of a
+//   player, one HLS segment) and `maxTotal` in all are hedged at once, so
+//   a slow swarm does not become a flood of origin requests; a late piece
+//   waits for a hedge to end.
+//
+// (It lives here, not in a file of its own, because the hub builds every
+// web/ file into its binary from a list in crates/tuber-hub/src/routes.rs.)
+
+/** @typedef {{rate: number, samples: number, bytes: number}} PeerRate */
+
+export const HEDGE_MIN_MS = 1500;
+export const HEDGE_MAX_MS = 3000;
+export const HEDGE_FACTOR = 3;
+/** Before a peer's first answer: 4 MiB/s (in bytes per ms). */
+export const HEDGE_PRIOR_BYTES_PER_MS = (4 << 20) / 1000;
+export const HEDGE_MAX_PER_RESOURCE = 2;
+export const HEDGE_MAX_TOTAL = 4;
+/** Weight of a new sample in a peer's rate. */
+const ALPHA = 0.25;
+
+export class HedgePolicy {
+  /**
+   * @param {{minMs?: number, maxMs?: number, factor?: number, priorBytesPerMs?: number,
+   *   maxPerResource?: number, maxTotal?: number, maxPeers?: number}} [opts]
+   */
+  constructor(opts = {}) {
+    this.minMs = opts.minMs ?? HEDGE_MIN_MS;
+    this.maxMs = opts.maxMs ?? HEDGE_MAX_MS;
+    this.factor = opts.factor ?? HEDGE_FACTOR;
+    this.prior = opts.priorBytesPerMs ?? HEDGE_PRIOR_BYTES_PER_MS;
+    this.maxPerResource = opts.maxPerResource ?? HEDGE_MAX_PER_RESOURCE;
+    this.maxTotal = opts.maxTotal ?? HEDGE_MAX_TOTAL;
+    this.maxPeers = opts.maxPeers ?? 1024;
+    /** @type {Map<string, PeerRate>} */
+    this.peers = new Map();
+    /** resource key → hedges running @type {Map<string, number>} */
+    this.running = new Map();
+    this.total = 0;
+  }
+
+  /** @param {string} id @returns {PeerRate} */
+  peer(id) {
+    let p = this.peers.get(id);
+    if (!p) {
+      if (this.peers.size >= this.maxPeers) {
+        for (const [k, q] of this.peers) if (q.bytes === 0) this.peers.delete(k);
+      }
+      p = { rate: 0, samples: 0, bytes: 0 };
+      this.peers.set(id, p);
+    }
+    return p;
+  }
+
+  /**
+   * A request of `len` bytes goes to `peer`: the bytes queued at it, this
+   * request's included (keep it for `deadline` and `answered`).
+   * @param {string} peer @param {number} len
+   */
+  sent(peer, len) {
+    const p = this.peer(peer);
+    p.bytes += len;
+    return p.bytes;
+  }
+
+  /**
+   * The request of `len` bytes to `peer` ended, whichever way.
+   * @param {string} peer @param {number} len
+   */
+  ended(peer, len) {
+    const p = this.peer(peer);
+    p.bytes = Math.max(0, p.bytes - len);
+  }
+
+  /**
+   * `peer` delivered a verified piece `ms` after the request, with `ahead`
+   * bytes queued at it (from `sent`): a sample of its rate.
+   * @param {string} peer @param {number} ahead @param {number} ms
+   */
+  answered(peer, ahead, ms) {
+    const p = this.peer(peer);
+    const sample = ahead / Math.max(1, ms);
+    p.rate = p.samples === 0 ? sample : p.rate + ALPHA * (sample - p.rate);
+    p.samples++;
+  }
+
+  /**
+   * The rate `peer` has shown (bytes per ms), or the prior.
+   * @param {string} peer
+   */
+  rate(peer) {
+    const p = this.peers.get(peer);
+    return p && p.samples > 0 ? p.rate : this.prior;
+  }
+
+  /**
+   * When a request to `peer` sent at `start` with `ahead` bytes queued is
+   * late (ms, the caller's clock).
+   * @param {string} peer @param {number} ahead @param {number} start
+   */
+  deadline(peer, ahead, start) {
+    const expected = ahead / this.rate(peer);
+    return start + Math.min(this.maxMs, Math.max(this.minMs, this.factor * expected));
+  }
+
+  /**
+   * Whether another piece of resource `key` may be hedged now.
+   * @param {string} key
+   */
+  canHedge(key) {
+    return this.total < this.maxTotal && (this.running.get(key) ?? 0) < this.maxPerResource;
+  }
+
+  /** A hedge of a piece of `key` starts. @param {string} key */
+  hedgeStarted(key) {
+    this.running.set(key, (this.running.get(key) ?? 0) + 1);
+    this.total++;
+  }
+
+  /** A hedge of a piece of `key` ended. @param {string} key */
+  hedgeEnded(key) {
+    const n = (this.running.get(key) ?? 0) - 1;
+    if (n > 0) this.running.set(key, n);
+    else this.running.delete(key);
+    this.total = Math.max(0, this.total - 1);
   }
 }

@@ -7,7 +7,8 @@
 //              Service Worker, WebRTC or the hub is unavailable, with
 //              {degraded: true, reason} (at the latest after 10 s);
 //   stats()  — {bytesFromPeers, bytesFromOrigin, piecesVerified,
-//              piecesCorrupt, peersConnected, servedBytes};
+//              piecesCorrupt, piecesHedged, hedgeWonByOrigin,
+//              peersConnected, servedBytes};
 //   peerId   — this page's peer id, once welcomed;
 //   held     — {count, waiting, maxMs, released, releasedAt}: the early
 //              requests held (below), how many wait now, the longest hold
@@ -77,7 +78,8 @@
     resolveReady = resolve;
   });
   const zero = () => ({
-    bytesFromPeers: 0, bytesFromOrigin: 0, piecesVerified: 0, piecesCorrupt: 0, peersConnected: 0, servedBytes: 0,
+    bytesFromPeers: 0, bytesFromOrigin: 0, piecesVerified: 0, piecesCorrupt: 0, piecesHedged: 0, hedgeWonByOrigin: 0,
+    peersConnected: 0, servedBytes: 0,
   });
   const api = {
     ready,

@@ -583,6 +583,7 @@ export async function startScenario(t, { name, files, hubConfig = {}, daemon = t
     return {
       p2p: m.get('tuber_p2p_bytes_total') ?? 0,
       origin: m.get('tuber_origin_distributable_bytes_total') ?? 0,
+      fromPieces: m.get('tuber_fallback_piece_bytes_total') ?? 0,
       piecesServed: m.get('tuber_pieces_served_total') ?? 0,
       bans: m.get('tuber_bans') ?? 0,
       upstream: env.upstream.bytesServed(),

@@ -11,6 +11,10 @@ pub struct Metrics {
     /// proxy or the piece endpoint).
     /// Shared with the proxy, which counts as bodies stream.
     pub origin_distributable_bytes: std::sync::Arc<AtomicU64>,
+    /// Bytes of page runtimes' fallback reads answered from the hub's
+    /// pieces instead of the origin (`proxy/from_pieces.rs`). Shared with
+    /// the proxy.
+    pub fallback_piece_bytes: std::sync::Arc<AtomicU64>,
     /// Bytes that peers reported delivering to each other.
     pub p2p_reported_bytes: AtomicU64,
     /// Pieces served by the piece endpoint.
@@ -103,6 +107,12 @@ impl Metrics {
                 ("{result=\"hit\"}", g.piece_cache_hits),
                 ("{result=\"miss\"}", g.piece_cache_misses),
             ],
+        );
+        metric(
+            "tuber_fallback_piece_bytes_total",
+            "counter",
+            "Bytes of page runtimes' fallback reads answered from the hub's pieces, not the origin.",
+            &[("", c(&self.fallback_piece_bytes))],
         );
         metric(
             "tuber_pieces_served_total",

@@ -236,6 +236,7 @@ pub async fn run_with(
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             public_origin: Some(public_url.clone()),
             origin_bytes: Some(Arc::clone(&metrics.origin_distributable_bytes)),
+            fallback_bytes: Some(Arc::clone(&metrics.fallback_piece_bytes)),
             manifests: Some(manifests.clone()),
             trusted_proxies: crate::proxy::TrustedProxies::new(&config.trusted_proxies),
         },

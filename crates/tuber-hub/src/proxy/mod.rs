@@ -91,6 +91,9 @@ pub struct ProxySettings {
     /// Counts the body bytes of distributable responses as they stream to
     /// clients (the origin's share of the traffic peers could have carried).
     pub origin_bytes: Option<Arc<AtomicU64>>,
+    /// Counts the bytes of page runtimes' fallback reads answered from the
+    /// hub's pieces (`from_pieces`).
+    pub fallback_bytes: Option<Arc<AtomicU64>>,
     /// Hashes a distributable response as it streams to its viewer (the
     /// first one), so the hub need not download it again for its manifest.
     pub manifests: Option<Manifests>,
@@ -130,6 +133,7 @@ struct Inner {
     script_tag: Arc<str>,
     public_origin: Option<String>,
     origin_bytes: Option<Arc<AtomicU64>>,
+    fallback_bytes: Option<Arc<AtomicU64>>,
     manifests: Option<Manifests>,
     trusted_proxies: TrustedProxies,
     reporter: Reporter,
@@ -193,6 +197,7 @@ impl Proxy {
                 script_tag: Arc::from(settings.script_tag.as_str()),
                 public_origin: public_origin.map(|(_, shown)| shown),
                 origin_bytes: settings.origin_bytes.clone(),
+                fallback_bytes: settings.fallback_bytes.clone(),
                 manifests: settings.manifests.clone(),
                 trusted_proxies: settings.trusted_proxies.clone(),
                 reporter: Reporter {
@@ -233,6 +238,14 @@ impl Proxy {
             let client = inner.trusted_proxies.client_ip(addr.ip(), &parts.headers);
             if let Some(resp) = from_pieces::answer(manifests, &path, &parts.headers, client).await
             {
+                if let Some(n) = &inner.fallback_bytes {
+                    let len = resp
+                        .headers()
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    n.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+                }
                 return resp;
             }
         }
@@ -467,6 +480,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             public_origin: public_origin.map(str::to_string),
             origin_bytes: None,
+            fallback_bytes: None,
             manifests: None,
             trusted_proxies: TrustedProxies::default(),
         }

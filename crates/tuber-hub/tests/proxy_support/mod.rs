@@ -108,6 +108,7 @@ pub fn settings(upstream: SocketAddr) -> ProxySettings {
         connect_timeout: Duration::from_secs(2),
         public_origin: None,
         origin_bytes: None,
+        fallback_bytes: None,
         manifests: None,
         trusted_proxies: tuber_hub::proxy::TrustedProxies::new(&["127.0.0.0/8".to_string()]),
     }
