@@ -14,6 +14,9 @@
 // Service Worker goes to the network for the rest.
 
 import { Scheduler, HedgePolicy } from './scheduler.js';
+
+/** How soon a late piece that waits behind earlier ones is looked at again. */
+const HEDGE_RECHECK_MS = 100;
 import { RequestFailed } from './wire-session.js';
 import { sha256Hex, fromHex } from './proto/json.js';
 import { pieceRange } from './proto/manifest.js';
@@ -24,7 +27,11 @@ import { errorText } from './peer.js';
 /** @typedef {import('./swarm.js').Swarm} Swarm */
 /** @typedef {import('./lru.js').ByteLru<Uint8Array>} PieceCache */
 
-/** @typedef {{manifest: Manifest, url: string}} Resource */
+/**
+ * A resource being read. `hedge: false`: late pieces are not hedged (a
+ * download, which no player waits on; see `maybeHedge`).
+ * @typedef {{manifest: Manifest, url: string, hedge?: boolean}} Resource
+ */
 
 /**
  * @typedef {object} Job
@@ -381,14 +388,23 @@ export class PieceFetcher {
   }
 
   /**
-   * Hedges `job`, out to a peer, once it is late and the bounds allow.
+   * Hedges `job`, out to a peer, once it is late and the bounds allow, and
+   * only while it is among the first pieces of its resource still out (the
+   * ones a reader waits for next): read-ahead pieces have time, and hedging
+   * them would turn a peer that is merely slow on a busy machine into hub
+   * traffic.
    * @param {Job} job @param {number} now
    * @returns {number} when to look again (Infinity: a hedge's end will pump)
    */
   maybeHedge(job, now) {
-    if (job.refs <= 0 || !job.peer || job.hedged) return Infinity;
+    if (job.refs <= 0 || !job.peer || job.hedged || job.res.hedge === false) return Infinity;
     const at = this.hedgePolicy.deadline(job.peer, job.ahead, job.peerAt);
     if (now < at) return at;
+    let before = 0;
+    for (const other of this.jobs.values()) {
+      if (other !== job && other.res === job.res && other.index < job.index && other.refs > 0) before++;
+    }
+    if (before >= this.hedgePolicy.maxPerResource) return now + HEDGE_RECHECK_MS;
     const key = job.res.url;
     if (!this.hedgePolicy.canHedge(key)) return Infinity;
     const ctrl = new AbortController();

@@ -465,11 +465,16 @@ export async function fetchInPage(page, path, { timeoutMs = 60_000, onProgress }
   }, { path, timeoutMs, binding });
 }
 
-/** Records responses for URLs ending in `suffix`: { status, fromServiceWorker, range }. */
+/**
+ * Records the page's own responses for URLs ending in `suffix`: { status,
+ * fromServiceWorker, range }. The Tuber runtime's reads of the same URL
+ * (marked `x-tuber-origin`: no peer had a piece, or a hedge) are not the
+ * page's and are left out.
+ */
 export function watchResponses(page, suffix) {
   const seen = [];
   page.on('response', (r) => {
-    if (new URL(r.url()).pathname.endsWith(suffix)) {
+    if (new URL(r.url()).pathname.endsWith(suffix) && !('x-tuber-origin' in r.request().headers())) {
       seen.push({ status: r.status(), fromServiceWorker: r.fromServiceWorker(), range: r.request().headers().range ?? null });
     }
   });

@@ -386,3 +386,16 @@ test('a bad copy that arrives after the origin won still gets its sender reporte
   assert.equal(f.scheduler.inFlight, 0);
   assert.equal(f.scheduler.pieces.size, 0);
 });
+
+test('only the first pieces still out are hedged: read-ahead pieces wait behind them', async () => {
+  const file = resource(8 * PS);
+  const never = () => new Promise(() => {});
+  const { f, o } = setup({ files: [file], serve: never });
+  const got = await readAll(f, file.res);
+  assert.ok(Buffer.from(file.data).equals(got));
+  // The origin was asked for the pieces in order, two at a time at most:
+  // never a later piece while two earlier ones were still out.
+  const starts = o.log.requests.map(([, a]) => a / PS);
+  assert.deepEqual(starts, [...starts].sort((a, b) => a - b), `hedged in order: ${starts}`);
+  assert.ok(o.log.maxOpenBy.get(file.res.url) <= 2);
+});
