@@ -64,7 +64,8 @@
 //! - `introductions.rs` — whom each peer was sent to, for which pieces.
 //! - `blames.rs` — blame records: ageing, per-group caps.
 //! - `bans.rs` — bans, their expiry, restore and lift.
-//! - `seeding.rs` — pieces being seeded, the wants held for them.
+//! - `seeding.rs` — pieces being seeded, the wants held for them, and the
+//!   planner's marking and answering of them.
 //! - `liveness.rs` — pings, eviction, the timer.
 //! - `output.rs` — [`Output`] and the reasons for refusing or disconnecting.
 //! - `changes.rs` — assignment changes → `assign`/`unassign` messages.
@@ -335,39 +336,6 @@ impl Planner {
         self.answer(now, asker, req, pieces, providers);
     }
 
-    /// The pieces of `pieces` that nobody holds are now being fetched by
-    /// `asker` (from the hub): others asking for them meanwhile wait for its
-    /// `have` (see `seeding.rs`). A trusted permanent peer's fetches are not
-    /// marked (its assigned pieces already are).
-    fn mark_fetching(
-        &mut self,
-        now: Instant,
-        asker: PeerId,
-        pieces: &[PieceHash],
-        providers: &[Provider],
-    ) {
-        if self.config.seed_wait.is_zero() || self.peers.get(&asker).is_none_or(Peer::is_pinned) {
-            return;
-        }
-        let mut covered = vec![false; pieces.len().min(MAX_HASHES_PER_MESSAGE)];
-        for prov in providers {
-            for &i in &prov.pieces {
-                if let Some(c) = covered.get_mut(i as usize) {
-                    *c = true;
-                }
-            }
-        }
-        let uncovered: Vec<PieceHash> = pieces
-            .iter()
-            .zip(&covered)
-            .filter(|(_, c)| !**c)
-            .map(|(p, _)| *p)
-            .take(seeding::MARKS_PER_WANT)
-            .collect();
-        let until = now + self.config.seed_wait;
-        self.seeding.mark_by(now, uncovered, until, Some(asker));
-    }
-
     fn answer(
         &mut self,
         now: Instant,
@@ -378,49 +346,6 @@ impl Planner {
     ) {
         self.remember_introductions(now, asker, pieces, &providers);
         self.send(asker, HubToClient::Providers { req, providers });
-    }
-
-    /// When a want should be answered at the latest, if it waits for a
-    /// seeder: a piece nobody named holds is being seeded, and the asker is
-    /// not itself a trusted permanent peer.
-    fn seeding_deadline(
-        &self,
-        now: Instant,
-        asker: &PeerId,
-        pieces: &[PieceHash],
-        providers: &[Provider],
-    ) -> Option<Instant> {
-        if self.config.seed_wait.is_zero() || self.peers.get(asker).is_none_or(Peer::is_pinned) {
-            return None;
-        }
-        let mut covered = vec![false; pieces.len().min(MAX_HASHES_PER_MESSAGE)];
-        for prov in providers {
-            for &i in &prov.pieces {
-                if let Some(c) = covered.get_mut(i as usize) {
-                    *c = true;
-                }
-            }
-        }
-        let until = pieces
-            .iter()
-            .zip(&covered)
-            .filter(|(_, c)| !**c)
-            .filter_map(|(p, _)| self.seeding.seeding_until(now, p, asker))
-            .min()?;
-        Some(until.min(now + self.config.seed_wait))
-    }
-
-    /// Answers the held wants whose pieces are seeded or whose time is up.
-    fn answer_held(&mut self, now: Instant) {
-        if self.seeding.held_count() == 0 {
-            return;
-        }
-        for w in self.seeding.take_ready(now) {
-            if self.peers.contains_key(&w.asker) {
-                let providers = self.rank_providers(now, &w.asker, &w.pieces);
-                self.answer(now, w.asker, w.req, &w.pieces, providers);
-            }
-        }
     }
 
     /// The hub publishes `manifest` of `piece_count` pieces for `resource`:
@@ -446,40 +371,6 @@ impl Planner {
         self.emit(changes);
         self.schedule(now);
         result
-    }
-
-    /// As [`Planner::handle_content`], with the manifest's piece hashes: the
-    /// pieces of new content whose partition a connected trusted permanent
-    /// peer was assigned count as being seeded for `seed_wait` (see
-    /// `seeding.rs`).
-    pub fn handle_content_pieces(
-        &mut self,
-        now: Instant,
-        resource: String,
-        manifest: ManifestId,
-        pieces: &[PieceHash],
-    ) -> Result<(), ContentError> {
-        let new = self.content.partition_count(&manifest).is_none();
-        let count = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
-        self.handle_content(now, resource, manifest, count)?;
-        if !new || self.config.seed_wait.is_zero() {
-            return Ok(());
-        }
-        let per = self.config.partition_pieces.max(1) as usize;
-        let until = now + self.config.seed_wait;
-        let mut seeded = Vec::new();
-        for (part, chunk) in pieces.chunks(per).enumerate() {
-            let owned = self
-                .content
-                .owners(&manifest, part as u32)
-                .iter()
-                .any(|o| self.peers.get(o).is_some_and(Peer::is_pinned));
-            if owned {
-                seeded.extend_from_slice(chunk);
-            }
-        }
-        self.seeding.mark(now, seeded, until);
-        Ok(())
     }
 
     /// The hub stopped distributing `manifest`: its holders are told to

@@ -16,7 +16,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use tuber_proto::{PeerId, PieceHash};
+use tuber_proto::limits::MAX_HASHES_PER_MESSAGE;
+use tuber_proto::signal::Provider;
+use tuber_proto::{ManifestId, PeerId, PieceHash};
+
+use super::{ContentError, Peer, Planner};
 
 /// Pieces marked as being seeded, at most.
 pub const MAX_SEEDING: usize = 262_144;
@@ -138,5 +142,118 @@ impl Seeding {
     /// Wants held now.
     pub fn held_count(&self) -> usize {
         self.held.len()
+    }
+}
+
+/// Which of `pieces` (the first [`MAX_HASHES_PER_MESSAGE`]) some provider
+/// named in `providers` holds.
+fn covered(pieces: &[PieceHash], providers: &[Provider]) -> Vec<bool> {
+    let mut covered = vec![false; pieces.len().min(MAX_HASHES_PER_MESSAGE)];
+    for prov in providers {
+        for &i in &prov.pieces {
+            if let Some(c) = covered.get_mut(i as usize) {
+                *c = true;
+            }
+        }
+    }
+    covered
+}
+
+/// The planner's side of seeding: marking, holding and answering.
+impl Planner {
+    /// The pieces of `pieces` that nobody holds are now being fetched by
+    /// `asker` (from the hub): others asking for them meanwhile wait for its
+    /// `have` (see `seeding.rs`). A trusted permanent peer's fetches are not
+    /// marked (its assigned pieces already are).
+    pub(super) fn mark_fetching(
+        &mut self,
+        now: Instant,
+        asker: PeerId,
+        pieces: &[PieceHash],
+        providers: &[Provider],
+    ) {
+        if self.config.seed_wait.is_zero() || self.peers.get(&asker).is_none_or(Peer::is_pinned) {
+            return;
+        }
+        let covered = covered(pieces, providers);
+        let uncovered: Vec<PieceHash> = pieces
+            .iter()
+            .zip(&covered)
+            .filter(|(_, c)| !**c)
+            .map(|(p, _)| *p)
+            .take(MARKS_PER_WANT)
+            .collect();
+        let until = now + self.config.seed_wait;
+        self.seeding.mark_by(now, uncovered, until, Some(asker));
+    }
+
+    /// When a want should be answered at the latest, if it waits for a
+    /// seeder: a piece nobody named holds is being seeded, and the asker is
+    /// not itself a trusted permanent peer.
+    pub(super) fn seeding_deadline(
+        &self,
+        now: Instant,
+        asker: &PeerId,
+        pieces: &[PieceHash],
+        providers: &[Provider],
+    ) -> Option<Instant> {
+        if self.config.seed_wait.is_zero() || self.peers.get(asker).is_none_or(Peer::is_pinned) {
+            return None;
+        }
+        let covered = covered(pieces, providers);
+        let until = pieces
+            .iter()
+            .zip(&covered)
+            .filter(|(_, c)| !**c)
+            .filter_map(|(p, _)| self.seeding.seeding_until(now, p, asker))
+            .min()?;
+        Some(until.min(now + self.config.seed_wait))
+    }
+
+    /// Answers the held wants whose pieces are seeded or whose time is up.
+    pub(super) fn answer_held(&mut self, now: Instant) {
+        if self.seeding.held_count() == 0 {
+            return;
+        }
+        for w in self.seeding.take_ready(now) {
+            if self.peers.contains_key(&w.asker) {
+                let providers = self.rank_providers(now, &w.asker, &w.pieces);
+                self.answer(now, w.asker, w.req, &w.pieces, providers);
+            }
+        }
+    }
+
+    /// As [`Planner::handle_content`], with the manifest's piece hashes: the
+    /// pieces of new content whose partition a connected trusted permanent
+    /// peer was assigned count as being seeded for `seed_wait` (see
+    /// `seeding.rs`).
+    pub fn handle_content_pieces(
+        &mut self,
+        now: Instant,
+        resource: String,
+        manifest: ManifestId,
+        pieces: &[PieceHash],
+    ) -> Result<(), ContentError> {
+        let new = self.content.partition_count(&manifest).is_none();
+        let count = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+        self.handle_content(now, resource, manifest, count)?;
+        if !new || self.config.seed_wait.is_zero() {
+            return Ok(());
+        }
+        let per = self.config.partition_pieces.max(1) as usize;
+        let until = now + self.config.seed_wait;
+        let mut seeded = Vec::new();
+        for (part, chunk) in pieces.chunks(per).enumerate() {
+            let owned = self
+                .content
+                .owners(&manifest, part as u32)
+                .iter()
+                .any(|o| self.peers.get(o).is_some_and(Peer::is_pinned));
+            if owned {
+                seeded.extend_from_slice(chunk);
+            }
+        }
+        self.seeding.mark(now, seeded, until);
+        Ok(())
     }
 }
