@@ -15,6 +15,7 @@
 mod hub;
 mod origin;
 mod peer;
+mod raw;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use tuber_proto::PieceHash;
 pub use hub::Hub;
 pub use origin::Origin;
 pub use peer::{engine_config, Peer, PeerOptions};
+pub use raw::{RawPeer, RawWire};
 
 /// Bound on any single HTTP exchange with the hub or the origin.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);

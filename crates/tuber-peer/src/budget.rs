@@ -128,6 +128,32 @@ impl RateLimit {
         })
     }
 
+    /// Whether `bytes` would fit now, without taking them: the answer
+    /// [`RateLimit::try_take`] would give.
+    pub fn check(&mut self, now: Instant, bytes: u64) -> Result<(), Busy> {
+        // Refilled first: what `try_take` adds before taking must stay.
+        self.refill(now);
+        let saved = self.tokens;
+        let r = self.try_take(now, bytes);
+        self.tokens = saved;
+        r
+    }
+
+    /// Gives back `bytes` taken for an answer that never went out (the
+    /// remote cancelled it, or the link closed first): the cap counts bytes
+    /// sent, so a remote that asks and cancels spends nothing. Never more
+    /// than a full bucket.
+    pub fn refund(&mut self, bytes: u64) {
+        if self.rate == Rate::Unlimited || bytes == 0 {
+            return;
+        }
+        let full = i128::from(self.burst) * SCALE;
+        self.tokens = self
+            .tokens
+            .saturating_add(i128::from(bytes).saturating_mul(SCALE))
+            .min(full);
+    }
+
     /// Changes the rate from `now` on: time before `now` still refills at
     /// the old rate, and the burst follows the new rate.
     pub fn set_rate(&mut self, now: Instant, rate: Rate) {
@@ -192,6 +218,17 @@ impl Budgets {
     pub fn try_upload(&mut self, now: Instant, bytes: u64) -> Result<(), Busy> {
         self.check_paused()?;
         self.upload.try_take(now, bytes)
+    }
+
+    /// Whether `bytes` of upload would be admitted now (nothing taken).
+    pub fn check_upload(&mut self, now: Instant, bytes: u64) -> Result<(), Busy> {
+        self.check_paused()?;
+        self.upload.check(now, bytes)
+    }
+
+    /// Gives back upload taken for bytes that were never sent.
+    pub fn refund_upload(&mut self, bytes: u64) {
+        self.upload.refund(bytes);
     }
 
     /// Admits `bytes` of download, or says busy.
@@ -324,6 +361,46 @@ mod tests {
         assert!(limit
             .try_take(repaid + Duration::from_millis(20), 1)
             .is_ok());
+    }
+
+    #[test]
+    fn check_takes_nothing_and_refunds_fill_at_most_the_bucket() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(rate(MB), t0);
+        for _ in 0..10 {
+            assert!(limit.check(t0, MB).is_ok(), "check takes nothing");
+        }
+        // Checks in between do not lose the refill.
+        assert!(limit.try_take(t0, MB).is_ok());
+        for ms in 1..=500 {
+            let _ = limit.check(t0 + Duration::from_millis(ms), 1);
+        }
+        assert!(limit.try_take(t0 + Duration::from_millis(500), 500_000).is_ok());
+        limit.refund(MB);
+        assert!(limit.try_take(t0, MB).is_ok());
+        assert!(limit.check(t0, 1).is_err());
+        // An answer of 600 kB was cancelled before any of it went out.
+        limit.refund(600_000);
+        assert!(limit.try_take(t0, 600_000).is_ok());
+        assert!(limit.check(t0, 1).is_err());
+        // Refunds never make a bucket hold more than its burst.
+        limit.refund(50 * MB);
+        assert!(limit.try_take(t0, MB).is_ok());
+        assert!(limit.try_take(t0, 1).is_err());
+    }
+
+    #[test]
+    fn a_cancelled_oversized_take_leaves_no_debt() {
+        let t0 = Instant::now();
+        let mut limit = RateLimit::new(rate(100_000), t0);
+        assert!(
+            limit.try_take(t0, 4 * MB).is_ok(),
+            "full: admitted, in debt"
+        );
+        assert!(limit.check(t0 + Duration::from_secs(1), 1).is_err());
+        // None of it went out: the debt is gone with the refund.
+        limit.refund(4 * MB);
+        assert!(limit.try_take(t0, MIN_BURST_BYTES).is_ok());
     }
 
     #[test]

@@ -109,12 +109,22 @@ fn cancel_mid_transfer_stops_the_data_and_drops_late_frames() {
 
     assert!(p.client.cancel(p.now, id));
     assert!(!p.client.cancel(p.now, id), "already cancelled");
+    let sent: usize = p.data_log.iter().map(|&(_, _, len)| len).sum();
+    assert_eq!(
+        p.server.unsent_answer_bytes(),
+        (MIB - sent) as u64,
+        "the answer's bytes still to go"
+    );
     p.flush_client();
     p.deliver_to_server();
-    assert!(p
-        .server_events
-        .iter()
-        .any(|e| matches!(e, Event::Cancelled { .. })));
+    // The cancel says how much of the answer never went out: what an
+    // upload cap charged for nothing and gives back.
+    let unsent = p.server_events.iter().find_map(|e| match e {
+        Event::Cancelled { unsent, .. } => Some(*unsent),
+        _ => None,
+    });
+    assert_eq!(unsent, Some((MIB - sent) as u64));
+    assert_eq!(p.server.unsent_answer_bytes(), 0);
     let sent_before = p.data_log.len();
     p.flush_server(usize::MAX);
     assert_eq!(p.data_log.len(), sent_before, "no data after the cancel");
@@ -242,14 +252,32 @@ fn a_stalled_request_times_out_and_is_cancelled() {
     assert_eq!(p.client.poll_event(), Some(Event::TimedOut { id }));
     assert_eq!(p.client.poll_timeout(), None);
     p.drive();
-    assert!(p
-        .server_events
-        .iter()
-        .any(|e| matches!(e, Event::Cancelled { .. })));
+    assert!(
+        p.server_events
+            .iter()
+            .any(|e| matches!(e, Event::Cancelled { unsent: 0, .. })),
+        "cancelled before the engine answered: nothing was queued"
+    );
     // The engine's late answer is refused; nothing is sent.
     let held = p.held[0];
     assert!(p.server.respond_data(held, pattern(1000, 8)).is_err());
     p.drive();
     assert!(p.client_events.is_empty());
     assert!(!p.client.is_closed() && !p.server.is_closed());
+}
+
+#[test]
+fn a_close_mid_answer_says_how_much_never_went_out() {
+    let mut p = Pair::new(small(), small());
+    let piece = p.add_piece(pattern(MIB, 5));
+    p.client.request(p.now, piece, 0, MIB as u32, true).unwrap();
+    p.flush_client();
+    p.deliver_to_server();
+    assert_eq!(p.flush_server(3), 3);
+    let sent: usize = p.data_log.iter().map(|&(_, _, len)| len).sum();
+    assert!(sent > 0 && sent < MIB);
+    // A text message breaks the protocol: the server refuses it and closes.
+    p.server.handle_text_message(p.now);
+    assert!(p.server.is_closed());
+    assert_eq!(p.server.unsent_answer_bytes(), (MIB - sent) as u64);
 }

@@ -2,18 +2,15 @@
 //! serving light requesters at once: aggregate rate, CPU and its memory.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tuber_peer::transport::{self, ConnectTimings, Link, RtcConfig, Signal};
-use tuber_peer::{Identity, SwarmClient, SwarmState};
-use tuber_proto::signal::{ClientToHub, HubToClient};
+use tuber_peer::transport::{ConnectTimings, Link};
 use tuber_proto::{Manifest, PeerId, PieceHash};
+use tuber_tests::swarm::RawPeer;
 
-use crate::hub::{bounded, child_log, close_links, AbortOnDrop, ChildGuard};
+use crate::hub::{bounded, child_log, close_links, ChildGuard};
 use crate::sys::{cpu_secs, thread_cpu, thread_split, Mem};
-use crate::wire::{fetch_over, loopback_rtc};
+use crate::wire::fetch_over;
 use crate::{
     mbps, median, mib, ms, row, Row, Sizes, MIB, PIECE, REQUESTER_IN_FLIGHT, SERVED, WAIT,
 };
@@ -23,116 +20,21 @@ use crate::{
 struct Requester {
     link: Link,
     connect: Duration,
-    _relays: [AbortOnDrop; 2],
-    _client: Arc<SwarmClient>,
-    _dir: tempfile::TempDir,
-}
-
-/// Joins `url` as a new identity. The client, its hub messages, and the
-/// swarm's ICE servers.
-async fn join_light(
-    url: &str,
-) -> (
-    tempfile::TempDir,
-    SwarmClient,
-    mpsc::Receiver<HubToClient>,
-    RtcConfig,
-) {
-    let dir = tempfile::tempdir().expect("requester dir");
-    let id = Arc::new(Identity::load_or_create(dir.path()).expect("identity"));
-    let (client, inbound) = SwarmClient::builder(url, id)
-        .agent("tuber-bench")
-        .join()
-        .expect("join");
-    let mut state = client.state();
-    let joined = bounded(
-        "a requester joins",
-        WAIT,
-        state.wait_for(|s| matches!(s, SwarmState::Joined { .. })),
-    )
-    .await
-    .expect("requester client")
-    .clone();
-    let mut cfg = loopback_rtc();
-    if let SwarmState::Joined { descriptor, .. } = joined {
-        cfg.ice_servers = descriptor.ice_servers.clone();
-    }
-    (dir, client, inbound, cfg)
+    peer: RawPeer,
 }
 
 /// Offers a link to `server` through the hub, as the engine's swarm actor
-/// does (crates/tuber-peer/src/engine/swarm.rs).
-async fn connect_light(
-    joined: (
-        tempfile::TempDir,
-        SwarmClient,
-        mpsc::Receiver<HubToClient>,
-        RtcConfig,
-    ),
-    server: PeerId,
-    conn: u32,
-    hub_errors: Arc<Mutex<Vec<String>>>,
-) -> Result<Requester, String> {
-    let (dir, client, mut inbound, cfg) = joined;
-    let client = Arc::new(client);
-    let (out_tx, mut out_rx) = mpsc::channel::<Signal>(64);
-    let (in_tx, in_rx) = mpsc::channel::<Signal>(64);
-    let c = Arc::clone(&client);
-    let outbound = tokio::spawn(async move {
-        while let Some(sig) = out_rx.recv().await {
-            let msg = match sig {
-                Signal::Description(sdp) => ClientToHub::Offer {
-                    to: server,
-                    conn,
-                    sdp,
-                },
-                Signal::Candidate(candidate) => ClientToHub::Candidate {
-                    to: server,
-                    conn,
-                    candidate,
-                },
-            };
-            if c.send(&msg).await.is_err() {
-                break;
-            }
-        }
-    });
-    let relay_in = tokio::spawn(async move {
-        // Drain every hub message (a full queue would stall the client).
-        while let Some(msg) = inbound.recv().await {
-            let sig = match msg {
-                HubToClient::Answer { from, conn: c, sdp } if from == server && c == conn => {
-                    Signal::Description(sdp)
-                }
-                HubToClient::Candidate {
-                    from,
-                    conn: c,
-                    candidate,
-                } if from == server && c == conn => Signal::Candidate(candidate),
-                HubToClient::Error { code, message } => {
-                    hub_errors
-                        .lock()
-                        .expect("errors")
-                        .push(format!("{code:?}: {message}"));
-                    continue;
-                }
-                _ => continue,
-            };
-            let _ = in_tx.try_send(sig);
-        }
-    });
-    let relays = [AbortOnDrop(outbound), AbortOnDrop(relay_in)];
+/// does; the peer's hub errors with the failure.
+async fn connect_light(mut peer: RawPeer, server: PeerId) -> Result<Requester, String> {
     let start = Instant::now();
-    let link = transport::connect_offer(&cfg, out_tx, in_rx, Duration::from_secs(30))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Requester {
-        link,
-        connect: start.elapsed(),
-        _relays: relays,
-        _client: client,
-        _dir: dir,
-    })
+    match peer.dial(server).await {
+        Ok(link) => Ok(Requester {
+            link,
+            connect: start.elapsed(),
+            peer,
+        }),
+        Err(e) => Err(format!("{e} (hub errors: {:?})", peer.hub_errors())),
+    }
 }
 
 fn wanted_of(manifest: &Manifest, first: usize, count: usize) -> Vec<(PieceHash, u32)> {
@@ -170,11 +72,10 @@ pub async fn run(sizes: &Sizes, url: &str, served: &Manifest, rows: &mut Vec<Row
     let pid = server.pid();
     let mem_seeded = Mem::of(pid);
 
-    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut joins = Vec::new();
     for _ in 0..n {
         let u = url.to_owned();
-        joins.push(tokio::spawn(async move { join_light(&u).await }));
+        joins.push(tokio::spawn(async move { RawPeer::join(&u).await }));
     }
     let mut joined = Vec::new();
     for j in joins {
@@ -186,14 +87,8 @@ pub async fn run(sizes: &Sizes, url: &str, served: &Manifest, rows: &mut Vec<Row
     }
     let connect_start = Instant::now();
     let mut connects = Vec::new();
-    for (i, j) in joined.into_iter().enumerate() {
-        let errors = Arc::clone(&errors);
-        connects.push(tokio::spawn(connect_light(
-            j,
-            server_id,
-            1000 + 2 * i as u32,
-            errors,
-        )));
+    for j in joined {
+        connects.push(tokio::spawn(connect_light(j, server_id)));
     }
     let mut requesters = Vec::new();
     let mut failed = Vec::new();
@@ -225,10 +120,9 @@ pub async fn run(sizes: &Sizes, url: &str, served: &Manifest, rows: &mut Vec<Row
     );
     assert!(
         failed.is_empty(),
-        "{} of {n} requesters could not connect: {:?} (hub errors: {:?})",
+        "{} of {n} requesters could not connect: {:?}",
         failed.len(),
         failed.first(),
-        errors.lock().expect("errors")
     );
 
     let per = sizes.per_requester / PIECE;
@@ -305,7 +199,7 @@ pub async fn run(sizes: &Sizes, url: &str, served: &Manifest, rows: &mut Vec<Row
         (mem_linked.rss as f64 - mem_seeded.rss as f64) / 1e6 / n as f64,
         (mem_after.rss as f64 - mem_seeded.rss as f64) / 1e6 / n as f64
     );
-    let hub_errors = errors.lock().expect("errors").clone();
+    let hub_errors: Vec<String> = kept.iter().flat_map(|r| r.peer.hub_errors()).collect();
     if !hub_errors.is_empty() {
         println!("    hub errors seen by requesters: {hub_errors:?}");
     }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tuber_proto::wire::DATA_HEADER_LEN;
 use tuber_proto::{PeerId, PieceHash};
 
 use super::shared::SwarmShared;
@@ -270,6 +271,14 @@ impl Driver {
                 }
             }
         }
+        // Answers the link will never send were charged as they were queued.
+        let stashed = self
+            .stash
+            .as_ref()
+            .filter(|m| m.first() == Some(&tuber_proto::wire::kind::DATA))
+            .map_or(0, |m| m.len().saturating_sub(DATA_HEADER_LEN) as u64);
+        self.swarm
+            .refund_upload(self.session.unsent_answer_bytes() + stashed);
         for (_, reply) in self.waiting.drain() {
             let _ = reply.send(FetchOutcome::Closed);
         }
@@ -362,7 +371,8 @@ impl Driver {
                         drop(permit);
                     });
                 }
-                Event::Cancelled { .. } | Event::RemoteError { .. } => {}
+                Event::Cancelled { unsent, .. } => self.swarm.refund_upload(unsent),
+                Event::RemoteError { .. } => {}
                 Event::Completed { id, bytes, .. } => {
                     self.swarm.credit_verified(self.peer, bytes.len() as u64);
                     self.finish(id, FetchOutcome::Data(bytes));
@@ -383,7 +393,17 @@ impl Driver {
 
     fn answer(&mut self, id: IncomingId, answer: Serve) {
         let r = match answer {
-            Serve::Data(b) => self.session.respond_data(id, b),
+            // Charged as it is queued; what never goes out (cancelled, or the
+            // link closes first) is given back, so the cap counts bytes sent.
+            Serve::Data(b) => {
+                let len = b.len() as u64;
+                match self.swarm.charge_upload(len) {
+                    Err(retry_ms) => self.session.respond_busy(id, retry_ms),
+                    Ok(()) => self.session.respond_data(id, b).inspect_err(|_| {
+                        self.swarm.refund_upload(len);
+                    }),
+                }
+            }
             Serve::Missing => self.session.respond_missing(id),
             Serve::Busy(ms) => self.session.respond_busy(id, ms),
         };

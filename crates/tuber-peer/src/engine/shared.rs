@@ -111,13 +111,18 @@ pub struct SwarmShared {
 }
 
 impl SwarmShared {
-    /// Answers a remote's request for `length` bytes of `piece` at `offset`.
+    /// Reads the answer to a remote's request for `length` bytes of `piece`
+    /// at `offset`. Nothing is charged here: the link charges the upload cap
+    /// when it queues the data ([`SwarmShared::charge_upload`]) and gives
+    /// back what never goes out, so a request for a piece we lack, or one
+    /// cancelled at once, costs the cap nothing. The check before the read
+    /// only spares the disk when the budget is spent anyway.
     pub async fn serve(&self, piece: PieceHash, offset: u32, length: u32) -> Serve {
         let e = &self.engine;
         if e.paused() {
             return Serve::Busy(0);
         }
-        if let Err(busy) = lock(&e.budgets).try_upload(Instant::now(), u64::from(length)) {
+        if let Err(busy) = lock(&e.budgets).check_upload(Instant::now(), u64::from(length)) {
             return Serve::Busy(busy.retry_after_ms());
         }
         let bytes = match e.store.get(piece).await {
@@ -138,6 +143,21 @@ impl SwarmShared {
             return Serve::Data(link::corrupt(slice));
         }
         Serve::Data(slice)
+    }
+
+    /// Takes `bytes` about to be queued for a remote from the upload cap, or
+    /// says when to ask again (the wire's `retry_after_ms`).
+    pub fn charge_upload(&self, bytes: u64) -> Result<(), u32> {
+        lock(&self.engine.budgets)
+            .try_upload(Instant::now(), bytes)
+            .map_err(|busy| busy.retry_after_ms())
+    }
+
+    /// Gives back upload charged for bytes that were never sent.
+    pub fn refund_upload(&self, bytes: u64) {
+        if bytes > 0 {
+            lock(&self.engine.budgets).refund_upload(bytes);
+        }
     }
 
     /// Counts bytes moved with `peer` in the meter (all traffic: graphs

@@ -21,6 +21,15 @@ enum Served {
     },
 }
 
+impl Served {
+    fn unsent(&self) -> u64 {
+        match self {
+            Self::Pending { .. } => 0,
+            Self::Sending { bytes, sent, .. } => bytes.len().saturating_sub(*sent) as u64,
+        }
+    }
+}
+
 /// What a received `request` did.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum RequestOutcome {
@@ -78,10 +87,17 @@ impl Incoming {
         RequestOutcome::Accepted
     }
 
-    /// The remote cancelled `id`: drops its queued data. True if it was open.
-    pub(super) fn cancel(&mut self, id: u32) -> bool {
+    /// The remote cancelled `id`: drops its queued data. The bytes of its
+    /// answer that will now never be sent (0 while the engine has not
+    /// answered), or `None` if it was not open.
+    pub(super) fn cancel(&mut self, id: u32) -> Option<u64> {
         self.turn.retain(|&t| t != id);
-        self.open.remove(&id).is_some()
+        self.open.remove(&id).map(|served| served.unsent())
+    }
+
+    /// Bytes of queued answers not sent yet.
+    pub(super) fn unsent(&self) -> u64 {
+        self.open.values().map(Served::unsent).sum()
     }
 
     /// Ends a pending request with a one-frame answer (`missing`, `busy`).

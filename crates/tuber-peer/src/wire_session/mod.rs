@@ -66,6 +66,8 @@ pub struct WireSession {
     events: VecDeque<Event>,
     outgoing: Outgoing,
     incoming: Incoming,
+    /// Bytes of queued answers the close dropped unsent.
+    unsent_at_close: u64,
 }
 
 impl WireSession {
@@ -85,10 +87,22 @@ impl WireSession {
             closed: None,
             control: VecDeque::new(),
             events: VecDeque::new(),
+            unsent_at_close: 0,
         }
     }
 
     // ---- getters ----
+
+    /// Bytes of answers handed to [`WireSession::respond_data`] that have not
+    /// gone out and now never will once the session is closed: an upload cap
+    /// charges bytes sent, so the engine gives these back when the link ends.
+    pub fn unsent_answer_bytes(&self) -> u64 {
+        if self.closed.is_some() {
+            self.unsent_at_close
+        } else {
+            self.incoming.unsent()
+        }
+    }
 
     /// The frame limit in force, for sending and receiving: 64 KiB until the
     /// remote's `hello`, then the negotiated limit (§6.4).
@@ -326,9 +340,11 @@ impl WireSession {
                 }
             },
             Frame::Cancel { id } => {
-                if self.incoming.cancel(id) {
-                    self.events
-                        .push_back(Event::Cancelled { id: IncomingId(id) });
+                if let Some(unsent) = self.incoming.cancel(id) {
+                    self.events.push_back(Event::Cancelled {
+                        id: IncomingId(id),
+                        unsent,
+                    });
                 }
             }
             Frame::Data { id, offset, bytes } => {
@@ -389,6 +405,7 @@ impl WireSession {
             return;
         }
         self.control.clear();
+        self.unsent_at_close = self.incoming.unsent();
         self.incoming.clear();
         self.outgoing.clear();
         if let (true, CloseReason::Refused { code, reason }) = (send_error, &reason) {

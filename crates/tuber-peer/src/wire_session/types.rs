@@ -93,6 +93,9 @@ pub enum Event {
     Cancelled {
         /// Its id.
         id: IncomingId,
+        /// Bytes of the answer that will never be sent (0 if the engine had
+        /// not answered yet): what an upload cap charged for nothing.
+        unsent: u64,
     },
     /// Client: all bytes of request `id` arrived (and, when asked to,
     /// hashed to `piece`).
