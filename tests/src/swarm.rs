@@ -12,6 +12,7 @@
 //!   dir, WebRTC bound to 127.0.0.1; restarts on the same dir.
 //! - [`wait_until`] and [`wait_provider`]: bounded polling.
 
+pub mod hostile;
 mod hub;
 mod origin;
 mod peer;

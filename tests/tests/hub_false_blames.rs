@@ -6,85 +6,17 @@
 //! requester. A page of a foreign site cannot even open signaling: its
 //! `Origin` is refused with 403 before the upgrade.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 use tuber_peer::engine::types::SwarmPhase;
-use tuber_proto::signal::{self, BadPiece, ClientToHub, HubToClient, Role};
+use tuber_proto::signal::{BadPiece, ClientToHub, HubToClient};
 use tuber_proto::{PeerId, PieceHash};
+use tuber_tests::swarm::hostile::{connect_from, hostile_browser, recv, send, Ws};
 use tuber_tests::swarm::{init_tracing, wait_provider, Hub, Origin, Peer};
 
 const PATH: &str = "/files/honest-4MiB.bin";
 const LEN: usize = 4 * 1024 * 1024;
 const WAIT: Duration = Duration::from_secs(30);
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-/// A WebSocket to the hub's signaling from source address `from`, with an
-/// `Origin` header if given; Err(status) if the upgrade was refused.
-async fn connect_from(hub: SocketAddr, from: &str, origin: Option<&str>) -> Result<Ws, u16> {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{from}:0").parse().expect("source address"))
-        .expect("bind the client to its network");
-    let tcp = tokio::time::timeout(WAIT, socket.connect(hub))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let mut req = format!("ws://{hub}/.tuber/ws")
-        .into_client_request()
-        .expect("request");
-    if let Some(o) = origin {
-        req.headers_mut()
-            .insert("origin", o.parse().expect("origin header"));
-    }
-    match tokio::time::timeout(WAIT, tokio_tungstenite::client_async(req, tcp))
-        .await
-        .expect("upgrade answered in time")
-    {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket: {e}"),
-    }
-}
-
-async fn send(ws: &mut Ws, msg: &ClientToHub) {
-    let text = signal::encode(msg).expect("encode");
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
-
-async fn recv(ws: &mut Ws) -> HubToClient {
-    loop {
-        let frame = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(t) = frame {
-            return signal::decode(t.as_str()).expect("decode");
-        }
-    }
-}
-
-/// Joins as a browser would (no proof), skipping pings.
-async fn hostile_browser(hub: SocketAddr, from: &str) -> Ws {
-    let mut ws = connect_from(hub, from, None).await.expect("upgrade");
-    assert!(matches!(recv(&mut ws).await, HubToClient::Challenge { .. }));
-    let hello = ClientToHub::Hello {
-        version: tuber_proto::limits::PROTOCOL_VERSION,
-        role: Role::Browser,
-        proof: None,
-        invite: None,
-        capacity: None,
-        agent: "hostile/1".into(),
-    };
-    send(&mut ws, &hello).await;
-    assert!(matches!(recv(&mut ws).await, HubToClient::Welcome { .. }));
-    ws
-}
 
 /// Blames `victim` for `pieces` (64 a report) and waits until the hub
 /// handled it (the pong after it).

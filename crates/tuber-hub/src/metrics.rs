@@ -21,6 +21,9 @@ pub struct Metrics {
     pub pieces_served: AtomicU64,
     /// Signaling messages refused as malformed, oversized or rate-limited.
     pub signaling_refused: AtomicU64,
+    /// Offers, answers and candidates not relayed: no introduction between
+    /// the two peers, or too many offers from one network to one peer.
+    pub relays_refused: AtomicU64,
 }
 
 /// Values read from their owners (planner, manifest service) at scrape time.
@@ -125,6 +128,12 @@ impl Metrics {
             "counter",
             "Signaling messages refused (malformed, too large, rate-limited).",
             &[("", c(&self.signaling_refused))],
+        );
+        metric(
+            "tuber_relays_refused_total",
+            "counter",
+            "Offers, answers and candidates not relayed (no introduction, or too many offers from one network to one peer).",
+            &[("", c(&self.relays_refused))],
         );
         metric(
             "tuber_peers_connected",

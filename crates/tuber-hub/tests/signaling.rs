@@ -208,6 +208,42 @@ fn proof_for(
     }
 }
 
+fn offer(to: PeerId, conn: u32) -> ClientToHub {
+    serde_json::from_value(serde_json::json!({
+        "type": "offer", "to": to, "conn": conn, "sdp": "v=0\r\n"
+    }))
+    .expect("offer")
+}
+
+/// The next message on `ws` is an `unknown_peer` error naming `why`.
+async fn refused(ws: &mut Ws, why: &str) {
+    match recv(ws).await {
+        HubToClient::Error {
+            code: ErrorCode::UnknownPeer,
+            message,
+        } => assert!(message.contains(why), "{message}"),
+        other => panic!("expected unknown_peer ({why}), got {other:?}"),
+    }
+}
+
+/// `ws` asks who holds the tab pieces and is sent to `provider`.
+async fn introduced_to(ws: &mut Ws, provider: PeerId) {
+    let want = ClientToHub::Want {
+        req: 1,
+        pieces: (0..3).map(tab_piece).collect(),
+    };
+    send(ws, &want).await;
+    match recv(ws).await {
+        HubToClient::Providers { providers, .. } => {
+            assert!(
+                providers.iter().any(|p| p.peer == provider),
+                "{providers:?}"
+            );
+        }
+        other => panic!("expected providers, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn offers_are_relayed_within_a_swarm_and_not_across() {
     let h = harness(SignalingConfig::default()).await;
@@ -215,14 +251,22 @@ async fn offers_are_relayed_within_a_swarm_and_not_across() {
     let (mut b, b_id) = browser(&h, "alpha").await;
     let (mut c, c_id) = browser(&h, "beta").await;
 
-    send(
-        &mut a,
-        &serde_json::from_value(serde_json::json!({
-            "type": "offer", "to": b_id, "conn": 9, "sdp": "v=0\r\n"
-        }))
-        .expect("offer"),
-    )
-    .await;
+    // Nobody sent a to b: a bare offer by id is not passed on, and b hears
+    // nothing of it; nor an answer or a candidate.
+    send(&mut a, &offer(b_id, 8)).await;
+    refused(&mut a, "did not introduce").await;
+    let candidate = serde_json::from_value(serde_json::json!({
+        "type": "candidate", "to": b_id, "conn": 8, "candidate": null
+    }))
+    .expect("candidate");
+    send(&mut a, &candidate).await;
+    refused(&mut a, "did not introduce").await;
+
+    // b holds pieces a asks for: the planner sends a to b, and then a's
+    // offer is relayed, and b's answer back.
+    hold_tab_pieces(&mut b).await;
+    introduced_to(&mut a, b_id).await;
+    send(&mut a, &offer(b_id, 9)).await;
     match recv(&mut b).await {
         HubToClient::Offer { from, conn: 9, sdp } => {
             assert_eq!(from, a_id);
@@ -230,6 +274,19 @@ async fn offers_are_relayed_within_a_swarm_and_not_across() {
         }
         other => panic!("expected the offer, got {other:?}"),
     }
+    let answer = ClientToHub::Answer {
+        to: a_id,
+        conn: 9,
+        sdp: "v=0\r\n".into(),
+    };
+    send(&mut b, &answer).await;
+    match recv(&mut a).await {
+        HubToClient::Answer { from, conn: 9, .. } => assert_eq!(from, b_id),
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    // b was never sent to a, so b may answer a but not start offering to it.
+    send(&mut b, &offer(a_id, 10)).await;
+    refused(&mut b, "did not introduce").await;
 
     // c is in another swarm: unknown here, and c hears nothing.
     send(
@@ -253,6 +310,49 @@ async fn offers_are_relayed_within_a_swarm_and_not_across() {
         HubToClient::Pong { nonce: 5 },
         "nothing else reached c"
     );
+}
+
+#[tokio::test]
+async fn one_network_sends_one_peer_a_few_offers_at_a_time() {
+    let h = harness(SignalingConfig::default()).await;
+    let (mut donor, donor_id) = browser(&h, "alpha").await;
+    hold_tab_pieces(&mut donor).await;
+    // Many browsers of one host, each introduced to the donor, each offering.
+    let mut relayed = 0;
+    let mut refused_count = 0;
+    let mut tabs = Vec::new();
+    for n in 0..12u32 {
+        let (mut ws, _) = browser(&h, "alpha").await;
+        introduced_to(&mut ws, donor_id).await;
+        send(&mut ws, &offer(donor_id, n)).await;
+        send(&mut ws, &ClientToHub::Ping { nonce: n }).await;
+        match recv(&mut ws).await {
+            HubToClient::Pong { .. } => relayed += 1,
+            HubToClient::Error {
+                code: ErrorCode::UnknownPeer,
+                message,
+            } => {
+                assert!(message.contains("too many offers"), "{message}");
+                refused_count += 1;
+            }
+            other => panic!("expected pong or refusal, got {other:?}"),
+        }
+        tabs.push(ws);
+    }
+    assert_eq!(
+        (relayed, refused_count),
+        (
+            tuber_hub::planner::OFFERS_PER_GROUP_TARGET,
+            12 - tuber_hub::planner::OFFERS_PER_GROUP_TARGET
+        )
+    );
+    let mut offers = 0;
+    while offers < relayed {
+        match recv(&mut donor).await {
+            HubToClient::Offer { .. } => offers += 1,
+            other => panic!("expected offers, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]

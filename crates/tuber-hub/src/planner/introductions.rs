@@ -35,6 +35,9 @@ pub(super) struct Introductions {
     by_age: BTreeSet<(Instant, PieceHash)>,
     /// Sum of `providers.len()` over all pieces.
     pairs: usize,
+    /// Per named provider: for how many pieces, and when it was last named
+    /// (what the hub's relay asks: may this peer dial that one?).
+    named: HashMap<PeerId, (usize, Instant)>,
 }
 
 impl Introductions {
@@ -53,14 +56,20 @@ impl Introductions {
         });
         self.by_age.remove(&(intro.at, piece));
         intro.at = intro.at.max(now);
+        let at = intro.at;
         let before = intro.providers.len();
         for p in providers {
             if !intro.providers.contains(&p) {
                 if intro.providers.len() >= MAX_PROVIDERS_PER_PIECE {
                     // The oldest named provider makes room for the newest.
-                    intro.providers.remove(0);
+                    let old = intro.providers.remove(0);
+                    unname(&mut self.named, &old);
                 }
                 intro.providers.push(p);
+                self.named.entry(p).or_insert((0, at)).0 += 1;
+            }
+            if let Some(n) = self.named.get_mut(&p) {
+                n.1 = n.1.max(at);
             }
         }
         self.pairs = self.pairs - before + intro.providers.len();
@@ -69,8 +78,22 @@ impl Introductions {
             let Some((_, oldest)) = self.by_age.pop_first() else {
                 break;
             };
-            if let Some(gone) = self.by_piece.remove(&oldest) {
-                self.pairs -= gone.providers.len();
+            self.forget(&oldest);
+        }
+    }
+
+    /// Whether `provider` was named for any piece within `memory` of `now`.
+    pub fn names(&self, now: Instant, provider: &PeerId, memory: Duration) -> bool {
+        self.named
+            .get(provider)
+            .is_some_and(|&(_, at)| now.saturating_duration_since(at) <= memory)
+    }
+
+    fn forget(&mut self, piece: &PieceHash) {
+        if let Some(gone) = self.by_piece.remove(piece) {
+            self.pairs -= gone.providers.len();
+            for p in &gone.providers {
+                unname(&mut self.named, p);
             }
         }
     }
@@ -95,15 +118,23 @@ impl Introductions {
                 break;
             }
             self.by_age.pop_first();
-            if let Some(gone) = self.by_piece.remove(&piece) {
-                self.pairs -= gone.providers.len();
-            }
+            self.forget(&piece);
         }
     }
 
     /// (provider, piece) pairs remembered.
     pub fn len(&self) -> usize {
         self.pairs
+    }
+}
+
+/// One piece fewer names `provider`.
+fn unname(named: &mut HashMap<PeerId, (usize, Instant)>, provider: &PeerId) {
+    if let Some(n) = named.get_mut(provider) {
+        n.0 -= 1;
+        if n.0 == 0 {
+            named.remove(provider);
+        }
     }
 }
 
@@ -146,8 +177,11 @@ mod tests {
         assert!(i.len() <= 64);
         assert!(!i.contains(t1, &p(1), &x(1), mem), "oldest forgotten");
         assert!(i.contains(t1, &p(1), &x(40), mem));
+        assert!(i.names(t1, &p(2), mem));
+        assert!(!i.names(t1, &p(3), mem), "its only piece was forgotten");
         i.prune(t1 + Duration::from_secs(120), mem);
         assert_eq!(i.len(), 0);
+        assert!(!i.names(t1, &p(1), mem) && i.named.is_empty());
     }
 
     #[test]
@@ -159,5 +193,7 @@ mod tests {
         }
         assert_eq!(i.len(), MAX_PROVIDERS_PER_PIECE);
         assert!(i.contains(t0, &p(199), &x(1), Duration::from_secs(1)));
+        assert_eq!(i.named.len(), MAX_PROVIDERS_PER_PIECE);
+        assert!(!i.names(t0, &p(0), Duration::from_secs(1)), "pushed out");
     }
 }

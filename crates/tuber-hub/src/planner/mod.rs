@@ -62,6 +62,7 @@
 //! - `assign.rs` — partitions, weighted rendezvous hashing, `assign`/`unassign`.
 //! - `reports.rs` — upload credit, counting blames.
 //! - `introductions.rs` — whom each peer was sent to, for which pieces.
+//! - `relay.rs` — which offers, answers and candidates the hub passes on.
 //! - `blames.rs` — blame records: ageing, per-group caps.
 //! - `bans.rs` — bans, their expiry, restore and lift.
 //! - `seeding.rs` — pieces being seeded, the wants held for them, and the
@@ -77,6 +78,7 @@ mod changes;
 mod config;
 mod holdings;
 mod introductions;
+mod relay;
 mod liveness;
 mod output;
 mod rank;
@@ -104,6 +106,7 @@ pub use config::{capacity_weight, BanReporters, PlannerConfig, UNLIMITED_UPLOAD_
 pub use liveness::MISSED_PINGS;
 pub use output::{DisconnectReason, Output, Refused};
 pub use rank::MAX_SCANNED_PER_PIECE;
+pub use relay::{Relay, RelayRefused, OFFERS_PER_GROUP_TARGET, OFFER_WINDOW};
 pub use reports::ReporterGroup;
 
 /// A connected peer.
@@ -138,6 +141,8 @@ pub struct Planner {
     blames: Blames,
     bans: Bans,
     seeding: Seeding,
+    /// Recent offers per (group, target): see `relay.rs`.
+    offers: relay::OfferWindows,
     /// Pieces indexed per shared reporter group (a network's browsers and
     /// untrusted peers together), bounded by `max_network_holdings`.
     group_holdings: HashMap<ReporterGroup, usize>,
@@ -157,6 +162,7 @@ impl Planner {
             blames: Blames::default(),
             bans: Bans::default(),
             seeding: Seeding::default(),
+            offers: relay::OfferWindows::default(),
             group_holdings: HashMap::new(),
             outputs: VecDeque::new(),
             next_tick: None,

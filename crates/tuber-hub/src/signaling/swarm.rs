@@ -16,7 +16,7 @@ use tuber_proto::{ManifestId, PeerId};
 
 use crate::db::HubDb;
 use crate::metrics::{Gauges, Metrics};
-use crate::planner::{Output, Planner, PlannerConfig, Refused, ReporterGroup};
+use crate::planner::{Output, Planner, PlannerConfig, Refused, Relay, ReporterGroup};
 
 /// Identifies one WebSocket connection (a peer id may reconnect).
 pub type ConnId = u64;
@@ -62,6 +62,9 @@ pub(crate) enum Command {
     },
     ContentRemoved {
         manifest: ManifestId,
+        /// Its pieces that no other distributed manifest has, when the
+        /// hub withdraws them (an expired signed URL): never introduced.
+        withdrawn: Vec<tuber_proto::PieceHash>,
     },
     Gauges {
         reply: oneshot::Sender<Gauges>,
@@ -179,8 +182,12 @@ impl SwarmActor {
                     tracing::warn!(error = %e, "content not assigned");
                 }
             }
-            Command::ContentRemoved { manifest } => {
+            Command::ContentRemoved {
+                manifest,
+                withdrawn,
+            } => {
                 self.planner.handle_content_removed(now, manifest);
+                self.planner.handle_pieces_withdrawn(now, &withdrawn);
             }
             Command::Gauges { reply } => {
                 let _ = reply.send(Gauges {
@@ -188,6 +195,7 @@ impl SwarmActor {
                     permanent: self.planner.peer_count_by_role(Role::Permanent) as u64,
                     trusted: self.planner.trusted_count() as u64,
                     bans: self.planner.ban_count() as u64,
+                    donor_capacity: self.planner.donor_capacity(),
                     ..Gauges::default()
                 });
             }
@@ -214,8 +222,10 @@ impl SwarmActor {
             ClientToHub::Offer { to, conn, sdp } => {
                 p.handle_activity(now, peer);
                 self.relay(
+                    now,
                     peer,
                     to,
+                    Relay::Offer,
                     HubToClient::Offer {
                         from: peer,
                         conn,
@@ -226,8 +236,10 @@ impl SwarmActor {
             ClientToHub::Answer { to, conn, sdp } => {
                 p.handle_activity(now, peer);
                 self.relay(
+                    now,
                     peer,
                     to,
+                    Relay::Answer,
                     HubToClient::Answer {
                         from: peer,
                         conn,
@@ -242,8 +254,10 @@ impl SwarmActor {
             } => {
                 p.handle_activity(now, peer);
                 self.relay(
+                    now,
                     peer,
                     to,
+                    Relay::Candidate,
                     HubToClient::Candidate {
                         from: peer,
                         conn,
@@ -281,12 +295,22 @@ impl SwarmActor {
     }
 
     /// Relays within this swarm only: `to` is looked up in this actor's
-    /// registry, so a peer of another swarm is unknown here.
-    fn relay(&mut self, from: PeerId, to: PeerId, msg: HubToClient) {
+    /// registry, so a peer of another swarm is unknown here. And only along
+    /// the planner's introductions (`planner/relay.rs`).
+    fn relay(&mut self, now: Instant, from: PeerId, to: PeerId, kind: Relay, msg: HubToClient) {
         if to == from || !self.conns.contains_key(&to) {
             let error = HubToClient::Error {
                 code: ErrorCode::UnknownPeer,
                 message: format!("peer {} is not in this swarm", to.to_hex()),
+            };
+            self.send(from, error);
+            return;
+        }
+        if let Err(why) = self.planner.check_relay(now, from, to, kind) {
+            Metrics::add(&self.metrics.relays_refused, 1);
+            let error = HubToClient::Error {
+                code: ErrorCode::UnknownPeer,
+                message: format!("not relayed to peer {}: {why}", to.to_hex()),
             };
             self.send(from, error);
             return;
