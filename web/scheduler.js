@@ -20,6 +20,10 @@
 // - A piece whose providers are all used up is asked about once more
 //   (`rewant`: browsers that fetched it since may have announced it), then
 //   comes from the origin; so does a piece with no provider at all.
+// - An answer older than `providerTtlMs` (5 min) is asked for again before
+//   dialing a provider we have no link to: the hub relays an offer only to a
+//   provider it named to us recently (10 min), so an old answer would make a
+//   dial the hub refuses. This re-ask does not use up the one `rewant`.
 // - A piece that waits without any connected provider (links still being
 //   set up, every provider backing off, no `providers` answer yet) for
 //   `maxWaitMs` comes from the origin. Waiting behind our own requests to a
@@ -62,13 +66,15 @@ export const MAX_PEER_FAILURES = 3;
 export class Scheduler {
   /**
    * @param {{maxInFlight?: number, maxPerPeer?: number, maxAttempts?: number, maxWaitMs?: number,
-   *   maxPeers?: number, maxPieces?: number}} [opts]
+   *   maxPeers?: number, maxPieces?: number, providerTtlMs?: number}} [opts]
    */
   constructor(opts = {}) {
     this.maxInFlight = opts.maxInFlight ?? 24;
     this.maxPerPeer = opts.maxPerPeer ?? 8;
     this.maxAttempts = opts.maxAttempts ?? 5;
     this.maxWaitMs = opts.maxWaitMs ?? 5000;
+    /** How long a `providers` answer is good for dialing (see above). */
+    this.providerTtlMs = opts.providerTtlMs ?? 5 * 60_000;
     /** Bounds on the bookkeeping itself. */
     this.maxPeers = opts.maxPeers ?? 1024;
     this.maxPieces = opts.maxPieces ?? 8192;
@@ -214,6 +220,7 @@ export class Scheduler {
       return { kind: 'origin', reason: known.list.length ? 'every provider failed' : 'no provider' };
     }
     const connected = usable.filter((id) => this.peer(id).status === 'ready');
+    if (connected.length === 0 && now - known.at >= this.providerTtlMs) return { kind: 'rewant' };
     const ready = connected.filter((id) => {
       const p = this.peer(id);
       return p.inFlight < this.maxPerPeer && p.busyUntil <= now;
@@ -243,7 +250,9 @@ export class Scheduler {
    */
   rewanted(piece, now) {
     const st = this.need(piece, now);
-    st.rewants++;
+    const known = this.providers.get(piece);
+    // Re-asking because the answer aged out is not the one retry.
+    if (!known || now - known.at < this.providerTtlMs) st.rewants++;
     st.asked = false;
     st.since = now;
     st.tried.clear();

@@ -88,6 +88,30 @@ test('missing moves to the next provider; when all failed, ask again once, then 
   assert.equal(s.choose(p, 50).kind, 'origin');
 });
 
+test('an old answer is asked for again before dialing, without using up the rewant', () => {
+  const s = new Scheduler({ providerTtlMs: 1000 });
+  const p = piece(0);
+  s.need(p, 0);
+  s.setProviders(p, [info[T]], 0);
+  assert.equal(s.choose(p, 999).kind, 'wait', 'fresh: wait for the link being dialed');
+  assert.deepEqual([...s.toConnect([p])], [T]);
+  // No link to T, and the answer is old: the hub would refuse the offer.
+  assert.deepEqual(s.choose(p, 1000), { kind: 'rewant' });
+  s.rewanted(p, 1000);
+  assert.deepEqual([...s.toConnect([p])], [], 'nobody to dial on the old answer');
+  s.setProviders(p, [info[T]], 1100);
+  s.setPeerStatus(T, 'ready');
+  s.started(p, T);
+  s.failed(p, T, 'missing', 1200);
+  assert.deepEqual(s.choose(p, 1200), { kind: 'rewant' }, 'the real rewant is still there');
+  // With a link up, an old answer is still good: no dial is needed.
+  const q = piece(1);
+  s.need(q, 0);
+  s.setProviders(q, [info[B]], 0);
+  s.setPeerStatus(B, 'ready');
+  assert.deepEqual(s.choose(q, 5000), { kind: 'peer', peer: B });
+});
+
 test('after maxAttempts failed attempts the piece comes from the origin', () => {
   const s = setup([T], 1, { maxAttempts: 3 });
   const p = piece(0);
