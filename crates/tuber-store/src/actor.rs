@@ -39,6 +39,10 @@ enum Command {
         hash: PieceHash,
         reply: Reply<Option<Vec<u8>>>,
     },
+    Locate {
+        hash: PieceHash,
+        reply: Reply<Option<(PathBuf, u64)>>,
+    },
     Has {
         hash: PieceHash,
         reply: Reply<bool>,
@@ -178,9 +182,23 @@ impl Store {
         })
         .await
     }
-    /// See [`StoreCore::get`].
+    /// See [`StoreCore::get`]. The store thread only looks the piece up
+    /// and counts the read; the file is read and hashed on tokio's blocking
+    /// pool, so that many readers (one per link) run in parallel. Anything
+    /// but a verified read (a damaged file, or one an eviction deleted
+    /// meanwhile) goes back to the store thread as a plain `get`, which
+    /// deletes and reports a corrupt piece. Such a retry counts one more hit.
     pub async fn get(&self, hash: PieceHash) -> Result<Option<Vec<u8>>> {
-        self.call(|reply| Command::Get { hash, reply }).await
+        let Some((path, size)) = self.call(|reply| Command::Locate { hash, reply }).await? else {
+            return Ok(None);
+        };
+        let read =
+            tokio::task::spawn_blocking(move || crate::files::read_verified(&path, size, &hash))
+                .await;
+        match read {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            _ => self.call(|reply| Command::Get { hash, reply }).await,
+        }
     }
     /// See [`StoreCore::has`].
     pub async fn has(&self, hash: PieceHash) -> Result<bool> {
@@ -316,6 +334,9 @@ fn run(mut core: StoreCore, mut rx: mpsc::Receiver<Command>) {
             }
             Command::Get { hash, reply } => {
                 let _ = reply.send(core.get(&hash));
+            }
+            Command::Locate { hash, reply } => {
+                let _ = reply.send(core.locate(&hash));
             }
             Command::Has { hash, reply } => {
                 let _ = reply.send(core.has(&hash));

@@ -4,10 +4,11 @@
 /// everything but the budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Hard limit on the sum of stored piece sizes. Manifests and sled's own
-    /// overhead are not counted (sled 0.34 needs a few times the piece bytes
-    /// on disk; see the crate docs). Opening with a budget below what is
-    /// stored evicts down to it.
+    /// Hard limit on what the piece files occupy on disk: each piece is
+    /// charged its size rounded up to the filesystem block. The database
+    /// (metadata, indexes, manifests) and the directories come on top; the
+    /// crate docs state the bound on the whole directory. Opening with a
+    /// budget below what is stored evicts down to it.
     pub budget_bytes: u64,
     /// sled's page cache. Default 64 MiB: sled's own default of 1 GiB is too
     /// much for a peer on a small board.
@@ -16,6 +17,16 @@ pub struct Config {
     /// `flush`. Default 500 ms, which bounds what a power cut loses. A kill -9
     /// loses at most the writes still in sled's in-memory buffers.
     pub flush_every_ms: Option<u64>,
+    /// The allocation unit each piece's size is rounded up to when charged
+    /// against the budget. `None` (the default) measures the filesystem at
+    /// open (4096 on ext4, xfs, btrfs and tmpfs); `Some(1)` charges exact
+    /// piece bytes, which only tests of the eviction policy want.
+    pub block_bytes: Option<u64>,
+    /// fsync every piece file before it is renamed into place. Default off:
+    /// a kill -9 loses nothing either way, and after a power cut a piece
+    /// whose bytes had not reached the disk fails verification, is deleted
+    /// and is fetched again. On costs one fsync per put.
+    pub sync_pieces: bool,
 }
 
 impl Config {
@@ -25,6 +36,8 @@ impl Config {
             budget_bytes,
             cache_bytes: 64 * 1024 * 1024,
             flush_every_ms: Some(500),
+            block_bytes: None,
+            sync_pieces: false,
         }
     }
 }

@@ -37,9 +37,10 @@ pub enum StoreError {
          within the {budget}-byte budget"
     )]
     Full {
-        /// Size of the piece.
+        /// What the piece would occupy on disk (its size rounded up to the
+        /// filesystem block).
         needed: u64,
-        /// Bytes free now plus bytes this put may evict.
+        /// Bytes free now plus bytes this put may evict, on disk.
         available: u64,
         /// The disk budget.
         budget: u64,

@@ -1,15 +1,18 @@
 //! Corruption handling: deleting a corrupt piece, and rebuilding the database
 //! after a sled checksum failure.
 //!
-//! Two kinds of damage reach the store. Bytes that read back but do not hash
-//! to their address (bit rot that sled's checksums missed, or a test hook):
-//! the piece is deleted like any other. And a sled checksum failure
-//! (`sled::Error::Corruption`), which sled 0.34 cannot get past: the damaged
-//! B-tree node can be neither read, written nor freed, so the pieces in it
-//! cannot even be deleted; and sled's segment cleaner later tries to move the
-//! node, which fails whichever unrelated write triggered the move and stops
-//! sled's background flusher. The only cure is to copy everything readable
-//! into a fresh database and switch to it (`layout` makes the switch atomic).
+//! Two kinds of damage reach the store. A piece file that is missing, of the
+//! wrong length, or whose bytes do not hash to its address (bit rot, a
+//! truncated write after a power cut): the piece is deleted like any other.
+//! And a sled checksum failure (`sled::Error::Corruption`) in the database,
+//! which sled 0.34 cannot get past: the damaged B-tree node can be neither
+//! read, written nor freed, so the records in it cannot even be deleted; and
+//! sled's segment cleaner later tries to move the node, which fails
+//! whichever unrelated write triggered the move and stops sled's background
+//! flusher. The only cure is to copy everything readable into a fresh
+//! database and switch to it (`layout` makes the switch atomic). The piece
+//! files are not touched by that copy: a piece whose metadata survives keeps
+//! its file; the files of pieces whose metadata was lost are swept.
 
 use std::collections::HashSet;
 
@@ -76,34 +79,37 @@ impl StoreCore {
         why: &str,
     ) -> Result<StoreError> {
         warn!(%hash, reason = why, "corrupt piece found; deleting it");
+        self.forget_touches(hash);
         let mut rec = self.rec;
         rec.corrupt_detected += 1;
         match meta {
             Some(m) => {
-                rec.contents.remove(m);
-                self.transact(|tx| {
-                    tx.remove_piece(hash, m)?;
-                    tx.write_totals(&rec)
+                rec.contents.remove(m, self.footprint(m.size));
+                self.apply(|w| {
+                    w.remove_piece(hash, m)?;
+                    w.write_totals(&rec)
                 })?;
             }
             None => {
                 let skip = HashSet::from([*hash]);
                 let (lru_keys, owner_keys) = self.index_keys_of(&skip)?;
                 rec.contents = self.recount_except(&skip)?;
-                self.transact(|tx| {
-                    tx.pieces.remove(&hash.as_bytes()[..])?;
-                    tx.meta.remove(&hash.as_bytes()[..])?;
+                self.apply(|w| {
+                    w.meta.remove(&hash.as_bytes()[..])?;
                     for key in &lru_keys {
-                        tx.lru.remove(key)?;
+                        w.lru.remove(key)?;
                     }
                     for key in &owner_keys {
-                        tx.owners.remove(key)?;
+                        w.owners.remove(key)?;
                     }
-                    tx.write_totals(&rec)
+                    w.write_totals(&rec)
                 })?;
             }
         }
         self.rec = rec;
+        // Deleted with the next batch, like an eviction: should a crash undo
+        // the removal, the piece is found corrupt once more, not lost.
+        self.doom([(*hash, meta.map_or(0, |m| m.size))]);
         Ok(StoreError::Corrupt { hash: *hash })
     }
 
@@ -122,13 +128,24 @@ impl StoreCore {
         Ok(found)
     }
 
-    /// Copies every readable, verified piece (with its metadata) and every
-    /// readable manifest into a new database, rebuilds the indexes and totals
-    /// from the copied metadata, switches to it and deletes the old one.
+    /// Copies the metadata of every piece that has a file of the right
+    /// length, and every readable manifest, into a new database, rebuilds
+    /// the indexes and totals from the copied metadata, switches to it,
+    /// deletes the old one and sweeps the files nothing refers to any more.
     /// Returns the pieces known to be lost; pieces whose metadata was itself
-    /// unreadable are lost too, and counted, but cannot be named.
+    /// unreadable are lost too, and counted, but cannot be named. Reads no
+    /// piece bytes: a damaged file is found by its next read or scrub.
     pub(crate) fn rebuild(&mut self, cause: &StoreError) -> Result<Vec<PieceHash>> {
         warn!(path = %self.root.display(), %cause, "sled checksum failure; rebuilding the database");
+        self.regenerate()
+    }
+
+    /// The copy behind [`StoreCore::rebuild`], also used to leave the old
+    /// layout's database behind after a migration.
+    pub(crate) fn regenerate(&mut self) -> Result<Vec<PieceHash>> {
+        // The copy starts from what sled holds; reads not written are lost
+        // with the old database (they only move pieces in the order).
+        self.drop_touches();
         let generation = self.generation + 1;
         let dir = layout::db_dir(&self.root, generation);
         if dir.exists() {
@@ -142,18 +159,11 @@ impl StoreCore {
             let Some(hash) = hash_from_key(&key) else {
                 return Ok(());
             };
-            let bytes = match self.t.pieces.get(&key) {
-                Ok(bytes) => bytes,
-                Err(sled::Error::Corruption { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-            match (PieceMeta::decode(&raw), bytes) {
-                (Ok(meta), Some(bytes))
-                    if bytes.len() as u64 == meta.size && hash.verifies(&bytes) =>
-                {
-                    fresh.pieces.insert(&key, bytes)?;
+            let len = self.files.len(&hash).map_err(sled::Error::from)?;
+            match PieceMeta::decode(&raw) {
+                Ok(meta) if len == Some(meta.size) => {
                     copy_meta(&fresh, &hash, &meta)?;
-                    kept.add(&meta);
+                    kept.add(&meta, self.files.footprint(meta.size));
                     clock = clock.max(meta.last_access);
                 }
                 _ => lost.push(hash),
@@ -172,6 +182,7 @@ impl StoreCore {
             corrupt_detected: self.rec.corrupt_detected + lost_count,
             evictions: self.rec.evictions,
             clock,
+            block: self.files.block(),
         };
         fresh.stats.insert(TOTALS_KEY, &rec.encode()[..])?;
         fresh.db.flush()?;
@@ -186,6 +197,7 @@ impl StoreCore {
         if let Err(e) = std::fs::remove_dir_all(&old_dir) {
             warn!(dir = %old_dir.display(), error = %e, "cannot remove the old database");
         }
+        self.sweep()?;
         for hash in &lost {
             warn!(%hash, "piece lost to a sled checksum failure");
         }
@@ -209,7 +221,7 @@ impl StoreCore {
         warn!(?counted, recorded = ?self.rec.contents, "totals out of step with contents; fixed");
         let mut rec = self.rec;
         rec.contents = counted;
-        self.transact(|tx| tx.write_totals(&rec))?;
+        self.apply(|w| w.write_totals(&rec))?;
         self.rec = rec;
         Ok(true)
     }

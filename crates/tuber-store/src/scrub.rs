@@ -4,14 +4,12 @@
 //! notices the damage they cannot prevent (bit rot, sled checksum failures)
 //! and repairs anything out of step, one small transaction per repair.
 
-use std::collections::HashSet;
-
-use sled::IVec;
 use tracing::{info, warn};
 use tuber_proto::PieceHash;
 
 use crate::core::{is_sled_corruption, StoreCore};
 use crate::error::Result;
+use crate::files::Read;
 use crate::keys::{hash_from_key, lru_key, owner_key, trailing_hash, LRU_KEY_LEN};
 use crate::meta::PieceMeta;
 use crate::repair::ScrubReport;
@@ -22,8 +20,9 @@ type Bad = (PieceHash, Option<PieceMeta>, &'static str);
 impl StoreCore {
     /// Verifies every stored piece and the consistency of all trees.
     ///
-    /// Deletes corrupt pieces (bytes that do not verify, metadata that does
-    /// not decode, metadata without bytes), removes bytes without metadata,
+    /// Deletes corrupt pieces (files that do not verify or have the wrong
+    /// length, metadata that does not decode, metadata without a file),
+    /// deletes piece files without metadata,
     /// repairs the `lru` and `owners` indexes, and fixes the totals if a
     /// recount disagrees. A sled checksum failure anywhere makes the store
     /// rebuild its database, which copies only what verifies. Blocks for a
@@ -63,51 +62,62 @@ impl StoreCore {
     }
 
     fn scrub_once(&mut self, report: &mut ScrubReport) -> Result<()> {
-        let seen = self.scrub_pieces(report)?;
-        self.scrub_meta(&seen, report)?;
+        self.scrub_pieces(report)?;
+        self.scrub_meta(report)?;
         self.scrub_indexes(report)?;
         report.totals_fixed = self.fix_totals()?;
         Ok(())
     }
 
-    /// Verifies every piece against its metadata; returns the pieces seen.
-    fn scrub_pieces(&mut self, report: &mut ScrubReport) -> Result<HashSet<PieceHash>> {
+    /// Deletes piece files the database does not know, then reads every
+    /// piece the database knows and verifies it against its metadata.
+    fn scrub_pieces(&mut self, report: &mut ScrubReport) -> Result<()> {
+        // Removals not yet reaped are not orphans: delete them first (and
+        // write the reads recorded so far).
+        self.reap()?;
+        report.orphan_pieces += self.sweep()?;
         let mut bad: Vec<Bad> = Vec::new();
-        let mut orphans: Vec<IVec> = Vec::new();
-        let mut seen = HashSet::new();
-        for item in self.t.pieces.iter() {
-            let (key, bytes) = item?;
+        for item in self.t.meta.iter() {
+            let (key, raw) = item?;
+            // Keys that are not hashes are scrub_meta's.
             let Some(hash) = hash_from_key(&key) else {
-                orphans.push(key);
                 continue;
             };
-            let Some(raw) = self.t.meta.get(&key)? else {
-                orphans.push(key);
-                continue;
+            let meta = match PieceMeta::decode(&raw) {
+                Ok(m) => m,
+                Err(e) => {
+                    bad.push((hash, None, e.0));
+                    continue;
+                }
             };
-            seen.insert(hash);
-            match PieceMeta::decode(&raw) {
-                Ok(m) if m.size == bytes.len() as u64 && hash.verifies(&bytes) => {}
-                Ok(m) => bad.push((hash, Some(m), "hash mismatch")),
-                Err(e) => bad.push((hash, None, e.0)),
+            let why = match self
+                .files
+                .read(&hash, meta.size)
+                .map_err(sled::Error::from)?
+            {
+                Read::Bytes(bytes) if hash.verifies(&bytes) => None,
+                Read::Bytes(_) => Some("hash mismatch"),
+                Read::WrongLength => Some("file of the wrong length"),
+                Read::Missing => {
+                    bad.push((hash, Some(meta), "file missing"));
+                    continue;
+                }
+            };
+            report.checked += 1;
+            if let Some(why) = why {
+                bad.push((hash, Some(meta), why));
             }
-        }
-        report.checked += seen.len() as u64;
-        for key in orphans {
-            warn!("piece bytes without metadata; removing them");
-            self.t.pieces.remove(&key)?;
-            report.orphan_pieces += 1;
         }
         for (hash, meta, why) in bad {
             self.purge_corrupt(&hash, meta.as_ref(), why)?;
             report.corrupt.push(hash);
         }
-        Ok(seen)
+        Ok(())
     }
-    /// Metadata without bytes is a lost piece; metadata with missing index
-    /// entries gets them back.
-    fn scrub_meta(&mut self, seen: &HashSet<PieceHash>, report: &mut ScrubReport) -> Result<()> {
-        let mut missing: Vec<Bad> = Vec::new();
+
+    /// Metadata under keys that are not hashes is removed; metadata with
+    /// missing index entries gets them back.
+    pub(crate) fn scrub_meta(&mut self, report: &mut ScrubReport) -> Result<()> {
         let mut unindexed = Vec::new();
         let mut junk = Vec::new();
         for item in self.t.meta.iter() {
@@ -116,17 +126,9 @@ impl StoreCore {
                 junk.push(key);
                 continue;
             };
-            let meta = PieceMeta::decode(&raw);
-            let meta = match meta {
-                Ok(m) if seen.contains(&hash) => m,
-                Ok(m) => {
-                    missing.push((hash, Some(m), "bytes missing"));
-                    continue;
-                }
-                Err(e) => {
-                    missing.push((hash, None, e.0));
-                    continue;
-                }
+            // scrub_pieces has just purged every record that does not decode.
+            let Ok(meta) = PieceMeta::decode(&raw) else {
+                continue;
             };
             let mut indexed =
                 self.t
@@ -146,19 +148,15 @@ impl StoreCore {
             self.t.meta.remove(key)?;
             report.index_repairs += 1;
         }
-        for (hash, meta, why) in missing {
-            self.purge_corrupt(&hash, meta.as_ref(), why)?;
-            report.corrupt.push(hash);
-        }
         for (hash, meta) in unindexed {
-            self.transact(|tx| tx.insert_meta(&hash, &meta))?;
+            self.apply(|w| w.insert_meta(&hash, &meta))?;
             report.index_repairs += 1;
         }
         Ok(())
     }
 
     /// Removes index entries that no metadata record accounts for.
-    fn scrub_indexes(&mut self, report: &mut ScrubReport) -> Result<()> {
+    pub(crate) fn scrub_indexes(&mut self, report: &mut ScrubReport) -> Result<()> {
         let mut stale_lru = Vec::new();
         for key in self.t.lru.iter().keys() {
             let key = key?;
@@ -193,6 +191,22 @@ impl StoreCore {
         }
         for key in stale_owners {
             self.t.owners.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// After a crash: the indexes made to match the metadata, which is one
+    /// record per piece and so never half-written. The totals were recounted
+    /// already. Reads no piece.
+    pub(crate) fn repair_indexes(&mut self) -> Result<()> {
+        let mut report = ScrubReport::default();
+        self.scrub_meta(&mut report)?;
+        self.scrub_indexes(&mut report)?;
+        if report.index_repairs > 0 {
+            info!(
+                repairs = report.index_repairs,
+                "index entries repaired after an unclean shutdown"
+            );
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 //!
 //! Each mutation is planned outside sled (which pieces to evict, what the new
 //! totals are) and then applied as one multi-tree transaction, so a crash
-//! leaves either all of it or none of it.
+//! leaves either all of it or none of it. A put writes its piece file before
+//! that transaction; a removal deletes files only after it (see `reap`).
+//! The budget is spent in footprints: piece sizes rounded up to the block.
 
 use sled::IVec;
 use tracing::debug;
@@ -40,12 +42,17 @@ struct Plan {
     stale: Vec<IVec>,
     /// A candidate whose metadata did not decode; purge it and plan again.
     corrupt: Option<PieceHash>,
+    /// Footprint of the victims.
     freed: u64,
 }
 
 impl Plan {
     fn hashes(&self) -> Vec<PieceHash> {
         self.victims.iter().map(|(h, _)| *h).collect()
+    }
+
+    fn doomed(&self) -> Vec<(PieceHash, u64)> {
+        self.victims.iter().map(|(h, m)| (*h, m.size)).collect()
     }
 }
 
@@ -86,6 +93,7 @@ impl StoreCore {
             });
         }
         self.guarded(|s| {
+            s.apply_touches()?;
             for _ in 0..MAX_ATTEMPTS {
                 if let Some(outcome) = s.try_put(hash, bytes, owner, pinned)? {
                     return Ok(outcome);
@@ -112,23 +120,24 @@ impl StoreCore {
             Err(e) => return Err(e),
         }
         let size = bytes.len() as u64;
+        let need = self.footprint(size);
         let c = self.rec.contents;
-        let free = self.budget.saturating_sub(c.bytes);
+        let free = self.budget.saturating_sub(c.disk_bytes);
         let evictable = if pinned {
-            c.bytes
+            c.disk_bytes
         } else {
-            c.bytes.saturating_sub(c.pinned_bytes)
+            c.disk_bytes.saturating_sub(c.pinned_disk_bytes)
         };
         let available = free.saturating_add(evictable).min(self.budget);
-        if size > available {
+        if need > available {
             return Err(StoreError::Full {
-                needed: size,
+                needed: need,
                 available,
                 budget: self.budget,
             });
         }
-        let plan = if size > free {
-            self.plan_victims(size - free, pinned, usize::MAX)?
+        let plan = if need > free {
+            self.plan_victims(need - free, pinned, usize::MAX)?
         } else {
             Plan::default()
         };
@@ -136,10 +145,10 @@ impl StoreCore {
             self.purge_corrupt(&bad, None, "metadata does not decode")?;
             return Ok(None);
         }
-        if free.saturating_add(plan.freed) < size {
+        if free.saturating_add(plan.freed) < need {
             // Totals promised room that the index cannot find; scrub repairs.
             return Err(StoreError::Full {
-                needed: size,
+                needed: need,
                 available: free.saturating_add(plan.freed),
                 budget: self.budget,
             });
@@ -147,14 +156,9 @@ impl StoreCore {
         let mut rec = self.rec;
         rec.clock += 1;
         for (_, victim) in &plan.victims {
-            rec.contents.remove(victim);
+            rec.contents.remove(victim, self.footprint(victim.size));
         }
         rec.evictions += plan.victims.len() as u64;
-        rec.contents.pieces += 1;
-        rec.contents.bytes += size;
-        if pinned {
-            rec.contents.pinned_bytes += size;
-        }
         let meta = PieceMeta {
             size,
             owners: vec![owner.clone()],
@@ -163,18 +167,28 @@ impl StoreCore {
             bytes_served: 0,
             pinned,
         };
-        self.transact(|tx| {
+        rec.contents.add(&meta, need);
+        // The file first: once the transaction commits, the file is whole.
+        self.doomed.cancel(hash);
+        self.files.write(hash, bytes).map_err(sled::Error::from)?;
+        let committed = self.apply(|w| {
             for (victim, vmeta) in &plan.victims {
-                tx.remove_piece(victim, vmeta)?;
+                w.remove_piece(victim, vmeta)?;
             }
             for key in &plan.stale {
-                tx.lru.remove(key)?;
+                w.lru.remove(key)?;
             }
-            tx.pieces.insert(&hash.as_bytes()[..], bytes)?;
-            tx.insert_meta(hash, &meta)?;
-            tx.write_totals(&rec)
-        })?;
+            w.insert_meta(hash, &meta)?;
+            w.write_totals(&rec)
+        });
+        if let Err(e) = committed {
+            // Not recorded, so not kept (the sweep would delete it anyway).
+            let _ = self.files.remove(hash);
+            return Err(e);
+        }
         self.rec = rec;
+        self.doom(plan.doomed());
+        self.reap_if_due()?;
         let evicted = plan.hashes();
         if !evicted.is_empty() {
             debug!(%hash, evicted = evicted.len(), "evicted to make room");
@@ -207,11 +221,12 @@ impl StoreCore {
         new.last_access = rec.clock;
         if pinned && !meta.pinned {
             new.pinned = true;
-            rec.contents.pinned_bytes += meta.size;
+            rec.contents
+                .set_pinned(meta.size, self.footprint(meta.size), true);
         }
-        self.transact(|tx| {
-            tx.replace_meta(hash, &meta, &new)?;
-            tx.write_totals(&rec)
+        self.apply(|w| {
+            w.replace_meta(hash, &meta, &new)?;
+            w.write_totals(&rec)
         })?;
         self.rec = rec;
         Ok(PutOutcome::default())
@@ -249,7 +264,7 @@ impl StoreCore {
                     plan.stale.push(key);
                 }
                 Ok(meta) => {
-                    plan.freed += meta.size;
+                    plan.freed += self.footprint(meta.size);
                     plan.victims.push((hash, meta));
                 }
             }
@@ -260,6 +275,7 @@ impl StoreCore {
     /// Deletes a piece; whether it was stored.
     pub fn delete(&mut self, hash: &PieceHash) -> Result<bool> {
         self.guarded(|s| {
+            s.apply_touches()?;
             let meta = match s.load_meta(hash) {
                 Ok(Some(meta)) => meta,
                 Ok(None) => return Ok(false),
@@ -268,12 +284,14 @@ impl StoreCore {
                 Err(e) => return Err(e),
             };
             let mut rec = s.rec;
-            rec.contents.remove(&meta);
-            s.transact(|tx| {
-                tx.remove_piece(hash, &meta)?;
-                tx.write_totals(&rec)
+            rec.contents.remove(&meta, s.footprint(meta.size));
+            s.apply(|w| {
+                w.remove_piece(hash, &meta)?;
+                w.write_totals(&rec)
             })?;
             s.rec = rec;
+            s.doom([(*hash, meta.size)]);
+            s.reap_if_due()?;
             Ok(true)
         })
     }
@@ -284,6 +302,7 @@ impl StoreCore {
     }
 
     fn set_pinned_once(&mut self, hash: &PieceHash, pinned: bool) -> Result<()> {
+        self.apply_touches()?;
         let meta = self
             .load_meta(hash)?
             .ok_or(StoreError::NotFound { hash: *hash })?;
@@ -295,14 +314,11 @@ impl StoreCore {
             ..meta.clone()
         };
         let mut rec = self.rec;
-        if pinned {
-            rec.contents.pinned_bytes += meta.size;
-        } else {
-            rec.contents.pinned_bytes = rec.contents.pinned_bytes.saturating_sub(meta.size);
-        }
-        self.transact(|tx| {
-            tx.replace_meta(hash, &meta, &new)?;
-            tx.write_totals(&rec)
+        rec.contents
+            .set_pinned(meta.size, self.footprint(meta.size), pinned);
+        self.apply(|w| {
+            w.replace_meta(hash, &meta, &new)?;
+            w.write_totals(&rec)
         })?;
         self.rec = rec;
         Ok(())
@@ -316,14 +332,18 @@ impl StoreCore {
     }
 
     pub(crate) fn shrink_to_budget(&mut self) -> Result<Vec<PieceHash>> {
+        self.apply_touches()?;
         let mut evicted = Vec::new();
         let mut setbacks = 0;
-        while self.rec.contents.bytes > self.budget {
+        while self.rec.contents.disk_bytes > self.budget {
             if setbacks >= MAX_ATTEMPTS {
                 return Err(bug("eviction index out of step with totals; run scrub"));
             }
-            let plan =
-                self.plan_victims(self.rec.contents.bytes - self.budget, true, SHRINK_BATCH)?;
+            let plan = self.plan_victims(
+                self.rec.contents.disk_bytes - self.budget,
+                true,
+                SHRINK_BATCH,
+            )?;
             if let Some(bad) = plan.corrupt {
                 self.purge_corrupt(&bad, None, "metadata does not decode")?;
                 setbacks += 1;
@@ -337,19 +357,21 @@ impl StoreCore {
             }
             let mut rec = self.rec;
             for (_, victim) in &plan.victims {
-                rec.contents.remove(victim);
+                rec.contents.remove(victim, self.footprint(victim.size));
             }
             rec.evictions += plan.victims.len() as u64;
-            self.transact(|tx| {
+            self.apply(|w| {
                 for (victim, vmeta) in &plan.victims {
-                    tx.remove_piece(victim, vmeta)?;
+                    w.remove_piece(victim, vmeta)?;
                 }
                 for key in &plan.stale {
-                    tx.lru.remove(key)?;
+                    w.lru.remove(key)?;
                 }
-                tx.write_totals(&rec)
+                w.write_totals(&rec)
             })?;
             self.rec = rec;
+            self.doom(plan.doomed());
+            self.reap_if_due()?;
             evicted.extend(touched);
         }
         if !evicted.is_empty() {

@@ -30,8 +30,19 @@ pub fn owner(resource: &str) -> Owner {
     Owner::new(SWARM, resource)
 }
 
+/// A store that charges exact piece bytes (`block_bytes: Some(1)`): these
+/// tests are about the eviction policy, stated in bytes. `disk_budget.rs`
+/// tests the real filesystem's blocks.
 pub fn open(dir: &std::path::Path, budget: u64) -> StoreCore {
-    StoreCore::open(dir.join("store"), Config::new(budget)).unwrap()
+    StoreCore::open(dir.join("store"), exact(budget)).unwrap()
+}
+
+/// [`Config::new`] charging exact piece bytes.
+pub fn exact(budget: u64) -> Config {
+    Config {
+        block_bytes: Some(1),
+        ..Config::new(budget)
+    }
 }
 
 /// The store's invariants: within budget, and totals equal a recount.
