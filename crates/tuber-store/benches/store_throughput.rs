@@ -27,7 +27,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tuber_store::{du, Config, Owner, PieceHash, Store, StoreCore};
+use std::os::unix::fs::MetadataExt;
+
+use tuber_store::{Config, Owner, PieceHash, Store, StoreCore};
 
 /// Bytes per piece size, in units of 256 KiB.
 const DEFAULT_PIECES: usize = 512;
@@ -79,6 +81,23 @@ fn random_pieces(n: usize, len: usize, seed: u64) -> Vec<(PieceHash, Vec<u8>)> {
             (PieceHash::of(&b), b)
         })
         .collect()
+}
+
+/// What `du` counts under `path`: allocated blocks of every file and
+/// directory. The bench's own (not `tuber_store::du`), so that the same file
+/// also builds against the store before piece files, for before/after runs.
+pub fn du(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| du(&e.path())).sum::<u64>())
+        .unwrap_or(0)
+        + own
 }
 
 fn timed(f: impl FnOnce()) -> Duration {
