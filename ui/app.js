@@ -239,9 +239,10 @@ function renderPeers(list) {
 function renderStore(store) {
   const m = $('store-meter');
   m.max = Math.max(store.budget, 1);
-  m.value = store.bytes;
+  // What the disk holds: the figure the donor's budget is about.
+  m.value = store.disk_bytes;
   m.high = store.budget * 0.9;
-  $('store-text').textContent = `${bytes(store.bytes)} of ${bytes(store.budget)} budget used (${store.pieces} pieces, ${bytes(store.pinned_bytes)} assigned)`;
+  $('store-text').textContent = `${bytes(store.disk_bytes)} on disk of ${bytes(store.budget)} budget; ${bytes(store.bytes)} in ${store.pieces} pieces, ${bytes(store.pinned_bytes)} assigned`;
 }
 
 /** @param {api.Settings} s */

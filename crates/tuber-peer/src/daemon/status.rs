@@ -42,8 +42,9 @@ pub fn render(s: &Status) -> String {
     );
     line(&mut out, "caps", caps(&s.settings));
     let st = &s.store;
+    // The donor's question is what the disk holds, so the share is of that.
     let share = if st.budget > 0 {
-        format!(" ({:.0}%)", st.bytes as f64 * 100.0 / st.budget as f64)
+        format!(" ({:.0}%)", st.disk_bytes as f64 * 100.0 / st.budget as f64)
     } else {
         String::new()
     };
@@ -51,9 +52,10 @@ pub fn render(s: &Status) -> String {
         &mut out,
         "store",
         format!(
-            "{} of {} budget{share}, {} pieces, {} pinned",
-            format_size(st.bytes),
+            "{} on disk of {} budget{share}; {} in {} pieces, {} pinned",
+            format_size(st.disk_bytes),
             format_size(st.budget),
+            format_size(st.bytes),
             st.pieces,
             format_size(st.pinned_bytes)
         ),
@@ -218,6 +220,7 @@ mod tests {
             store: StoreStatus {
                 pieces: 3,
                 bytes: 500,
+                disk_bytes: 600,
                 budget: 1000,
                 ..StoreStatus::default()
             },
@@ -228,7 +231,10 @@ mod tests {
             text.contains("upload 2.00 MB/s, download unlimited"),
             "{text}"
         );
-        assert!(text.contains("500 B of 1.00 kB budget (50%)"), "{text}");
+        assert!(
+            text.contains("600 B on disk of 1.00 kB budget (60%); 500 B in 3 pieces"),
+            "{text}"
+        );
         assert!(text.contains("joined (trusted)"), "{text}");
         assert!(text.contains("4/10"), "{text}");
         assert!(text.contains("cdcdcdcdcdcdcdcd…"), "{text}");

@@ -363,10 +363,13 @@ impl Engine {
             }
         }
         let total = lock(&self.shared.meter).total(now);
+        // A failed disk figure is shown as 0 rather than hiding the totals.
+        let disk_bytes = self.shared.store.disk_usage().await.unwrap_or(0);
         let store = match self.shared.store.totals().await {
             Ok(t) => StoreStatus {
                 pieces: t.pieces,
                 bytes: t.bytes,
+                disk_bytes,
                 pinned_bytes: t.pinned_bytes,
                 budget: t.budget,
                 corrupt_detected: t.corrupt_detected,

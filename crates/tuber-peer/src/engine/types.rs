@@ -123,9 +123,15 @@ pub struct StoreStatus {
     pub pieces: u64,
     /// Piece bytes held.
     pub bytes: u64,
+    /// What the store's folder occupies on disk (piece files in whole
+    /// filesystem blocks, the database, the directories), as `du` counts.
+    /// Absent from a daemon older than this field: 0.
+    #[serde(default)]
+    pub disk_bytes: u64,
     /// Bytes of pieces pinned by assignments.
     pub pinned_bytes: u64,
-    /// The disk budget.
+    /// The disk budget: a limit on the piece files' blocks; the folder stays
+    /// within 1.1 x this plus 4 MiB.
     pub budget: u64,
     /// Corrupt pieces found and deleted since the store was created.
     pub corrupt_detected: u64,
