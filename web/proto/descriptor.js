@@ -63,7 +63,7 @@ export function decodeDescriptor(input) {
  * @param {import('./json.js').JsonValue} v @param {string} field
  * @returns {IceServer}
  */
-function readIceServer(v, field) {
+export function readIceServer(v, field) {
   const o = asObject(v, field);
   /** @type {IceServer} */
   const s = { urls: arrayOf(required(o, 'urls'), 'urls', asString) };
@@ -86,14 +86,22 @@ export function validateDescriptor(d) {
   checkUrl('manifest', d.manifest, ['http', 'https']);
   checkUrl('pieces', d.pieces, ['http', 'https']);
   checkUrl('register', d.register, ['http', 'https']);
-  if (d.ice_servers.length > MAX_ICE_SERVERS) invalid('ice_servers', `has more than ${MAX_ICE_SERVERS} entries`);
-  for (const s of d.ice_servers) {
+  validateIceServers(d.ice_servers);
+  validatePieceSize(d.piece_size);
+}
+
+/**
+ * The ICE server rules of §3 (the descriptor's, or a `welcome`'s).
+ * @param {IceServer[]} servers
+ */
+export function validateIceServers(servers) {
+  if (servers.length > MAX_ICE_SERVERS) invalid('ice_servers', `has more than ${MAX_ICE_SERVERS} entries`);
+  for (const s of servers) {
     if (s.urls.length === 0 || s.urls.length > MAX_ICE_URLS) invalid('ice_servers.urls', 'is out of range or malformed');
     for (const u of s.urls) checkUrl('ice_servers.urls', u, ['stun', 'stuns', 'turn', 'turns']);
     if (s.username !== undefined) checkLen('ice_servers.username', s.username, MAX_ICE_CREDENTIAL_LEN);
     if (s.credential !== undefined) checkLen('ice_servers.credential', s.credential, MAX_ICE_CREDENTIAL_LEN);
   }
-  validatePieceSize(d.piece_size);
 }
 
 /**

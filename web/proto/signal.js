@@ -11,7 +11,7 @@ import {
   MAX_BAD_PIECES, MAX_RANGES, MAX_ERROR_MESSAGE_LEN, MAX_INVITE_LEN, MAX_AGENT_LEN, MAX_JSON_INT, MAX_PATH_LEN,
   MAX_PIECES,
 } from './limits.js';
-import { validateSwarmId } from './descriptor.js';
+import { validateSwarmId, validateIceServers, readIceServer } from './descriptor.js';
 import { originOf } from './origin.js';
 
 /** @typedef {'browser' | 'permanent'} Role */
@@ -38,7 +38,8 @@ import { originOf } from './origin.js';
  */
 /**
  * @typedef {{type: 'challenge', version: number, nonce: string}
- *   | {type: 'welcome', peer_id: string, role: Role, trusted: boolean, swarm_id: string, ping_interval_ms: number}
+ *   | {type: 'welcome', peer_id: string, role: Role, trusted: boolean, swarm_id: string, ping_interval_ms: number,
+ *      ice_servers?: import('./descriptor.js').IceServer[]}
  *   | {type: 'offer' | 'answer', from: string, conn: number, sdp: string}
  *   | {type: 'candidate', from: string, conn: number, candidate: IceCandidate | null}
  *   | {type: 'providers', req: number, providers: Provider[]}
@@ -152,7 +153,8 @@ const CLIENT_TO_HUB = {
 /** @type {Record<string, Array<[string, Reader, Presence?]>>} */
 const HUB_TO_CLIENT = {
   challenge: [['version', asU16], ['nonce', asHex32]],
-  welcome: [['peer_id', asHex32], ['role', role], ['trusted', asBool], ['swarm_id', asString], ['ping_interval_ms', asU32]],
+  welcome: [['peer_id', asHex32], ['role', role], ['trusted', asBool], ['swarm_id', asString], ['ping_interval_ms', asU32],
+    ['ice_servers', list(readIceServer), 'omit']],
   offer: [['from', asHex32], ['conn', asU32], ['sdp', asString]],
   answer: [['from', asHex32], ['conn', asU32], ['sdp', asString]],
   candidate: [['from', asHex32], ['conn', asU32], ['candidate', iceCandidate, 'null']],
@@ -228,6 +230,9 @@ function validate(direction, m) {
       return;
     case 'welcome':
       validateSwarmId(m.swarm_id);
+      if (m.ice_servers !== undefined) validateIceServers(m.ice_servers);
+      // Empty is absent, as the Rust codec omits it: one value, one spelling.
+      if (m.ice_servers?.length === 0) delete m.ice_servers;
       return;
     case 'providers':
       checkCount('providers', m.providers, MAX_PROVIDERS);
@@ -317,6 +322,7 @@ const NESTED = {
   bad: [['peer', asHex32], ['piece', asHex32]],
   providers: [['peer', asHex32], ['role', role], ['trusted', asBool], ['pieces', asArray]],
   ranges: [['start', asU32], ['end', asU32]],
+  ice_servers: [['urls', asArray], ['username', asString, 'omit'], ['credential', asString, 'omit']],
 };
 
 /**

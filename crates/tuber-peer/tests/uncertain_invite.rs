@@ -112,6 +112,7 @@ async fn an_invite_refused_after_an_unclear_attempt_is_retried_without_it() {
                         trusted: true,
                         swarm_id: "scripted".into(),
                         ping_interval_ms: 1000,
+                        ice_servers: vec![],
                     };
                     say(&mut ws, &welcome).await;
                     say(&mut ws, &HubToClient::Ping { nonce: 42 }).await;

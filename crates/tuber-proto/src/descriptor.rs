@@ -130,25 +130,33 @@ impl SwarmDescriptor {
         check_url("manifest", &self.manifest, &["http", "https"])?;
         check_url("pieces", &self.pieces, &["http", "https"])?;
         check_url("register", &self.register, &["http", "https"])?;
-        if self.ice_servers.len() > MAX_ICE_SERVERS {
-            return Err(LimitError::too_many("ice_servers", MAX_ICE_SERVERS));
-        }
-        for s in &self.ice_servers {
-            if s.urls.is_empty() || s.urls.len() > MAX_ICE_URLS {
-                return Err(LimitError::out_of_range("ice_servers.urls"));
-            }
-            for u in &s.urls {
-                check_url("ice_servers.urls", u, &["stun", "stuns", "turn", "turns"])?;
-            }
-            if let Some(u) = &s.username {
-                check_len("ice_servers.username", u, MAX_ICE_CREDENTIAL_LEN)?;
-            }
-            if let Some(c) = &s.credential {
-                check_len("ice_servers.credential", c, MAX_ICE_CREDENTIAL_LEN)?;
-            }
-        }
+        validate_ice_servers(&self.ice_servers)?;
         crate::manifest::validate_piece_size(self.piece_size)
     }
+}
+
+/// Checks a list of ICE servers (the descriptor's, or a `welcome`'s):
+/// at most [`MAX_ICE_SERVERS`], each with 1–[`MAX_ICE_URLS`] `stun`/`turn`
+/// URLs and bounded credentials.
+pub fn validate_ice_servers(servers: &[IceServer]) -> Result<(), LimitError> {
+    if servers.len() > MAX_ICE_SERVERS {
+        return Err(LimitError::too_many("ice_servers", MAX_ICE_SERVERS));
+    }
+    for s in servers {
+        if s.urls.is_empty() || s.urls.len() > MAX_ICE_URLS {
+            return Err(LimitError::out_of_range("ice_servers.urls"));
+        }
+        for u in &s.urls {
+            check_url("ice_servers.urls", u, &["stun", "stuns", "turn", "turns"])?;
+        }
+        if let Some(u) = &s.username {
+            check_len("ice_servers.username", u, MAX_ICE_CREDENTIAL_LEN)?;
+        }
+        if let Some(c) = &s.credential {
+            check_len("ice_servers.credential", c, MAX_ICE_CREDENTIAL_LEN)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a swarm id: 1–64 ASCII letters, digits, `.`, `_`, `-`.

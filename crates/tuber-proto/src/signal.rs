@@ -267,6 +267,15 @@ pub enum HubToClient {
         swarm_id: String,
         /// How often the hub pings; miss three and you are evicted.
         ping_interval_ms: u32,
+        /// ICE servers for this connection only, used with the
+        /// descriptor's: short-lived TURN credentials (a cached, public
+        /// descriptor cannot carry them). Omitted when empty.
+        #[serde(
+            default,
+            skip_serializing_if = "Vec::is_empty",
+            deserialize_with = "null_as_empty"
+        )]
+        ice_servers: Vec<crate::descriptor::IceServer>,
     },
     /// Offer relayed from peer `from`.
     Offer {
@@ -382,6 +391,15 @@ fn check_sdp(sdp: &str) -> Result<(), LimitError> {
     check_text("sdp", sdp, MAX_SDP_LEN)
 }
 
+/// An optional list: missing and `null` both read as empty (§2).
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 fn check_candidate(c: &Option<IceCandidate>) -> Result<(), LimitError> {
     if let Some(c) = c {
         check_len("candidate", &c.candidate, MAX_CANDIDATE_LEN)?;
@@ -463,7 +481,14 @@ impl Validate for HubToClient {
     fn validate(&self) -> Result<(), LimitError> {
         match self {
             HubToClient::Challenge { .. } => Ok(()),
-            HubToClient::Welcome { swarm_id, .. } => crate::descriptor::validate_swarm_id(swarm_id),
+            HubToClient::Welcome {
+                swarm_id,
+                ice_servers,
+                ..
+            } => {
+                crate::descriptor::validate_swarm_id(swarm_id)?;
+                crate::descriptor::validate_ice_servers(ice_servers)
+            }
             HubToClient::Offer { sdp, .. } | HubToClient::Answer { sdp, .. } => check_sdp(sdp),
             HubToClient::Candidate { candidate, .. } => check_candidate(candidate),
             HubToClient::Providers { providers, .. } => {

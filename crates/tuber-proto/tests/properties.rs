@@ -164,6 +164,7 @@ fn hub_to_client() -> impl Strategy<Value = HubToClient> {
                     trusted,
                     swarm_id,
                     ping_interval_ms,
+                    ice_servers: vec![],
                 }
             }),
         (peer(), any::<u32>(), sdp()).prop_map(|(from, conn, sdp)| HubToClient::Offer {

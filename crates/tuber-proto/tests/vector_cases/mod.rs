@@ -268,6 +268,25 @@ pub fn signal_vectors() -> Vec<(&'static str, &'static str, String)> {
                 trusted: true,
                 swarm_id: "video.example.org".into(),
                 ping_interval_ms: 15_000,
+                ice_servers: vec![],
+            },
+        ),
+        h2c(
+            "welcome with TURN credentials",
+            HubToClient::Welcome {
+                peer_id: a,
+                role: Role::Browser,
+                trusted: false,
+                swarm_id: "video.example.org".into(),
+                ping_interval_ms: 15_000,
+                ice_servers: vec![IceServer {
+                    urls: vec![
+                        "turn:turn.example.org:3478?transport=udp".into(),
+                        "turn:turn.example.org:443?transport=tcp".into(),
+                    ],
+                    username: Some("1767229200:video.example.org".into()),
+                    credential: Some("I6d/36oR0uaff635vsUibHt7+ss=".into()),
+                }],
             },
         ),
         h2c(
@@ -488,6 +507,24 @@ pub fn invalid_signals() -> Vec<(&'static str, &'static str, String, usize, &'st
             "hub_to_client",
             format!(
                 r#"{{"type":"unassign","partition":1,"resource":"a","manifest":"{h}","ranges":[]}}"#
+            ),
+            0,
+            "bad_message",
+        ),
+        (
+            "welcome with an http ICE server",
+            "hub_to_client",
+            format!(
+                r#"{{"type":"welcome","peer_id":"{h}","role":"browser","trusted":false,"swarm_id":"s","ping_interval_ms":1000,"ice_servers":[{{"urls":["http://turn.example.org"]}}]}}"#
+            ),
+            0,
+            "bad_message",
+        ),
+        (
+            "welcome with an ICE server without URLs",
+            "hub_to_client",
+            format!(
+                r#"{{"type":"welcome","peer_id":"{h}","role":"browser","trusted":false,"swarm_id":"s","ping_interval_ms":1000,"ice_servers":[{{"urls":[]}}]}}"#
             ),
             0,
             "bad_message",
