@@ -57,6 +57,9 @@ pub struct HubConfig {
     pub origin_budget_per_network: u64,
     /// STUN (the Gateway).
     pub stun: StunConfig,
+    /// TURN credentials handed to clients in `welcome`, for a TURN server
+    /// (coturn) sharing `secret`. Default: none (direct paths only).
+    pub turn: Option<crate::turn::TurnConfig>,
     /// What the hub distributes peer to peer.
     pub distribute: DistributeConfig,
     /// The planner.
@@ -321,6 +324,7 @@ impl Default for HubConfig {
             piece_cache_bytes: crate::manifests::DEFAULT_PIECE_CACHE,
             origin_budget_per_network: 8 << 30,
             stun: StunConfig::default(),
+            turn: None,
             distribute: DistributeConfig::default(),
             planner: PlannerSettings::default(),
             signaling: SignalingConfig::default(),

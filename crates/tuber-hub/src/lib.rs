@@ -9,6 +9,8 @@
 //!   script injection, the distributable rules, HLS and DASH playlists,
 //!   WebSockets.
 //! - [`stun`] — the Gateway: a STUN binding server on UDP.
+//! - [`turn`] — the Gateway's relay fallback: short-lived TURN credentials
+//!   (TURN REST API, shared secret) for a real TURN server such as coturn.
 //! - [`config`] — the configuration file, every field with its default.
 //! - [`db`] — the hub's sled database (one process at a time).
 //! - [`demo`] — the built-in demo site behind `tuber-hub demo`.
@@ -56,4 +58,5 @@ pub mod signaling;
 pub mod site_worker;
 pub mod stun;
 pub mod tls;
+pub mod turn;
 pub mod upstream_client;

@@ -199,13 +199,20 @@ pub async fn run_with(
         refuse_cleartext_invites: config.invites.refuse_cleartext,
         tls: config.tls.is_some(),
     };
+    let turn = config
+        .turn
+        .as_ref()
+        .map(crate::turn::TurnIssuer::new)
+        .transpose()
+        .map_err(|e| HubError::Config(e.to_string()))?;
     let mut signaling = Signaling::new(
         config.signaling.clone(),
         access,
         planner,
         db.clone(),
         Arc::clone(&metrics),
-    );
+    )
+    .with_turn(turn);
     let swarm = signaling.add_swarm(&swarm_id);
     // Reads the system's root certificates and the CA file: off the workers.
     let tls = {

@@ -280,6 +280,13 @@ pub(crate) async fn run(
         swarm_id: swarm.id().to_string(),
         ping_interval_ms: u32::try_from(shared.planner.ping_interval.as_millis())
             .unwrap_or(u32::MAX),
+        // Per connection, not in the cached descriptor: they expire.
+        ice_servers: shared
+            .turn
+            .iter()
+            .filter(|t| t.serves(role))
+            .map(|t| t.ice_server(swarm.id(), crate::db::unix_now()))
+            .collect(),
     };
     tracing::debug!(?peer, ?role, trusted, "welcome");
     let mut strikes = 0u32;

@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     planner: PlannerConfig,
     db: HubDb,
     metrics: Arc<Metrics>,
+    /// Makes the TURN credentials of each `welcome` (none: no TURN).
+    turn: Option<crate::turn::TurnIssuer>,
 }
 
 /// The swarms this hub signals for. Owns their actors' tasks: dropping it
@@ -137,11 +139,23 @@ impl Signaling {
                 planner,
                 db,
                 metrics,
+                turn: None,
             }),
             swarms: HashMap::new(),
             tasks: JoinSet::new(),
             cancel: CancellationToken::new(),
         }
+    }
+
+    /// Hands every client TURN credentials from `turn` in its `welcome`.
+    /// Call before the first [`Signaling::connector`]: later connectors
+    /// would not see it.
+    pub fn with_turn(mut self, turn: Option<crate::turn::TurnIssuer>) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.turn = turn,
+            None => tracing::error!("with_turn after connector(): TURN not configured"),
+        }
+        self
     }
 
     /// Starts the actor of swarm `id` (or returns the running one).
