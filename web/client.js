@@ -34,6 +34,7 @@ const READY_TIMEOUT_MS = 10_000;
  * @typedef {object} TuberApi
  * @property {Promise<{degraded: boolean, peerId?: string, reason?: string}>} ready
  * @property {() => Record<string, number>} stats
+ * @property {() => Promise<Array<Record<string, unknown>>>} [paths] the ICE path of each open link (tests)
  * @property {string | undefined} peerId
  * @property {(value: {degraded: boolean, peerId?: string, reason?: string}) => void} _resolveReady
  * @property {Array<MessageEvent>} _early Service Worker messages that came before this module
@@ -139,6 +140,7 @@ export async function start(api) {
     peersConnected: swarm ? swarm.peersConnected : 0,
     servedBytes: swarm ? swarm.servedBytes : 0,
   });
+  api.paths = () => (swarm ? swarm.paths() : Promise.resolve([]));
   swarm?.start();
   if (swarm) setInterval(() => swarm?.reapIdle(), 15_000);
 

@@ -29,6 +29,10 @@ const MAX_SEND_QUEUE = 4096;
  * @typedef {{kind: 'offer' | 'answer', sdp: string} | {kind: 'candidate', candidate: IceCandidate | null}} LinkSignal
  */
 
+/**
+ * @typedef {{local: string, remote: string, protocol: string, relayProtocol: string | null, relayed: boolean}} IcePath
+ */
+
 export class PeerLink {
   /**
    * @param {{
@@ -73,6 +77,33 @@ export class PeerLink {
   }
 
   /** The channel is open and both hellos are exchanged. */
+  /**
+   * The ICE path in use (the selected candidate pair), for tests and
+   * diagnostics: `relayed` when either end is a TURN relay candidate.
+   * Null before a pair is selected.
+   * @returns {Promise<IcePath | null>}
+   */
+  async path() {
+    if (!this.pc) return null;
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    (await this.pc.getStats()).forEach((r) => byId.set(r.id, r));
+    let pair = null;
+    for (const r of byId.values()) {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = byId.get(r.selectedCandidatePairId) ?? pair;
+    }
+    if (!pair) return null;
+    const local = byId.get(pair.localCandidateId) ?? {};
+    const remote = byId.get(pair.remoteCandidateId) ?? {};
+    return {
+      local: local.candidateType ?? 'unknown',
+      remote: remote.candidateType ?? 'unknown',
+      protocol: local.protocol ?? 'unknown',
+      relayProtocol: local.relayProtocol ?? null,
+      relayed: local.candidateType === 'relay' || remote.candidateType === 'relay',
+    };
+  }
+
   get ready() {
     return !this.closed && this.session !== null && this.session.ready;
   }

@@ -48,14 +48,8 @@ export class Swarm {
     this.opts = opts;
     this.log = opts.log ?? (() => {});
     this.descriptor = opts.descriptor;
-    /** @type {RTCIceServer[]} */
-    this.iceServers = opts.descriptor.ice_servers.map((s) => {
-      /** @type {RTCIceServer} */
-      const out = { urls: s.urls };
-      if (s.username !== undefined) out.username = s.username;
-      if (s.credential !== undefined) out.credential = s.credential;
-      return out;
-    });
+    /** The descriptor's ICE servers; each welcome adds its own (TURN credentials). @type {RTCIceServer[]} */
+    this.iceServers = toRtcIceServers(opts.descriptor.ice_servers);
     /** @type {Map<string, PeerLink>} */
     this.links = new Map();
     this.nextConn = (Math.random() * 0x7fffffff) >>> 0;
@@ -77,7 +71,7 @@ export class Swarm {
     this.peerId = null;
     this.signaling = new Signaling({
       url: opts.descriptor.signaling,
-      onWelcome: (w) => this.welcomed(w.peer_id),
+      onWelcome: (w) => this.welcomed(w.peer_id, w.ice_servers ?? []),
       onMessage: (m) => this.message(m),
       onDown: () => this.signalingDown(),
       log: this.log,
@@ -121,6 +115,20 @@ export class Swarm {
     return this.signaling.up;
   }
 
+  /**
+   * The ICE path of every open link (test hook: direct or relayed).
+   * @returns {Promise<Array<{peer: string} & import('./peer.js').IcePath>>}
+   */
+  async paths() {
+    const out = [];
+    for (const [peer, link] of this.links) {
+      if (!link.ready) continue;
+      const p = await link.path().catch(() => null);
+      if (p) out.push({ peer, ...p });
+    }
+    return out;
+  }
+
   get peersConnected() {
     let n = 0;
     for (const l of this.links.values()) if (l.ready) n++;
@@ -133,9 +141,13 @@ export class Swarm {
     return n;
   }
 
-  /** @param {string} peerId */
-  welcomed(peerId) {
+  /**
+   * @param {string} peerId
+   * @param {import('./proto/descriptor.js').IceServer[]} iceServers this session's own (short-lived TURN credentials)
+   */
+  welcomed(peerId, iceServers) {
     this.peerId = peerId;
+    this.iceServers = toRtcIceServers([...this.descriptor.ice_servers, ...iceServers]);
     // A new session: the hub knows nothing of what we hold.
     for (const key of this.opts.pieces.keys()) this.haveQueue.add(key);
     this.scheduleHave();
@@ -410,3 +422,18 @@ export class Swarm {
 }
 
 export { fromHex, errorText };
+
+/**
+ * Protocol ICE servers as `RTCIceServer`s (absent credentials left out).
+ * @param {import('./proto/descriptor.js').IceServer[]} servers
+ * @returns {RTCIceServer[]}
+ */
+function toRtcIceServers(servers) {
+  return servers.map((s) => {
+    /** @type {RTCIceServer} */
+    const out = { urls: s.urls };
+    if (s.username !== undefined) out.username = s.username;
+    if (s.credential !== undefined) out.credential = s.credential;
+    return out;
+  });
+}

@@ -31,6 +31,8 @@ pub(super) struct Welcome {
     pub peer_id: PeerId,
     pub trusted: bool,
     pub ping_interval: Duration,
+    /// ICE servers for this session only (short-lived TURN credentials).
+    pub ice_servers: Vec<tuber_proto::descriptor::IceServer>,
 }
 
 pub(super) async fn join(ctx: &mut Ctx) -> Result<(Ws, Arc<SwarmDescriptor>, Welcome), Ended> {
@@ -184,6 +186,7 @@ async fn handshake(
                 role,
                 trusted,
                 ping_interval_ms,
+                ice_servers,
                 ..
             } => {
                 if peer_id != settings.identity.peer_id() || role != Role::Permanent {
@@ -193,6 +196,7 @@ async fn handshake(
                     peer_id,
                     trusted,
                     ping_interval: Duration::from_millis(u64::from(ping_interval_ms)),
+                    ice_servers,
                 });
             }
             HubToClient::Error { code, message } => {

@@ -85,7 +85,8 @@ pub enum SwarmState {
         /// Counts welcomes, from 1: a new value means a new session, whose
         /// hub state (holdings, relays) starts empty.
         session: u64,
-        /// The descriptor this session joined by.
+        /// The descriptor this session joined by, its `ice_servers`
+        /// followed by the session's own from `welcome`.
         descriptor: Arc<SwarmDescriptor>,
     },
     /// Waiting before the next attempt.

@@ -141,6 +141,17 @@ async fn session(
         trusted = welcome.trusted,
         "joined the swarm"
     );
+    // The session's own ICE servers (TURN credentials that expire) join
+    // the descriptor's for every connection this session makes.
+    let descriptor = if welcome.ice_servers.is_empty() {
+        descriptor
+    } else {
+        let mut d = (*descriptor).clone();
+        d.ice_servers.extend(welcome.ice_servers.iter().cloned());
+        d.ice_servers
+            .truncate(tuber_proto::limits::MAX_ICE_SERVERS);
+        Arc::new(d)
+    };
     ctx.state.send_replace(SwarmState::Joined {
         peer_id: welcome.peer_id,
         trusted: welcome.trusted,
