@@ -59,6 +59,8 @@ ensure_build_deps() {
 # the first-visit test.
 ensure_browser_deps() {
   ensure_apt chromium fonts-dejavu-core nginx-light libnss3-tools openssl ffmpeg
+  # The NAT lab (tests/netlab): network namespaces, nftables NATs, coturn.
+  ensure_apt iproute2 nftables coturn
   # Node 18+ from wherever it is installed; Debian's only when there is none.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || ensure_apt nodejs npm
   if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then

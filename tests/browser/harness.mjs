@@ -186,7 +186,9 @@ export const TEST_HUB_CONFIG = {
  * STUN), with a temp data dir and a config file made of TEST_HUB_CONFIG and
  * `config` (tables merged).
  */
-export async function startHub({ upstream, config = {} }) {
+export async function startHub({
+  upstream, config = {}, bin = HUB_BIN, listen = '127.0.0.1:0', stun = '127.0.0.1:0', reachAt,
+}) {
   const data = tempDir('tuber-hub-');
   const merged = structuredClone(TEST_HUB_CONFIG);
   for (const [k, v] of Object.entries(config)) {
@@ -194,11 +196,13 @@ export async function startHub({ upstream, config = {} }) {
   }
   const configFile = join(data, 'hub.toml');
   writeFileSync(configFile, toToml(merged));
-  const p = await spawnUntil('tuber-hub serve', HUB_BIN,
-    ['serve', '--upstream', upstream, '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0',
+  const p = await spawnUntil('tuber-hub serve', bin,
+    ['serve', '--upstream', upstream, '--listen', listen, '--stun', stun,
       '--data', data, '--config', configFile],
     { ready: /listening on (http:\/\/\S+)/, timeoutMs: HUB_START_MS });
-  const url = p.match[1];
+  // `reachAt`: where this process reaches a hub whose listen address it
+  // cannot (one in a network namespace).
+  const url = reachAt ?? p.match[1];
   // It prints its address before it opened its database and wrote the
   // admin token: wait until it answers.
   await waitFor('the hub to answer /.well-known/tuber', async () => {
@@ -246,7 +250,9 @@ export async function startHub({ upstream, config = {} }) {
  * without `--join` (join later with `peer.join`), `runArgs` are more flags
  * for `run` and `env` more environment variables.
  */
-export async function startPeerDaemon({ hub, invite, url = hub.url, joinAtStart = true, runArgs = [], env = {} }) {
+export async function startPeerDaemon({
+  hub, invite, url = hub.url, joinAtStart = true, runArgs = [], env = {}, bin = PEER_BIN, apiJson = httpJson,
+}) {
   const data = tempDir('tuber-peer-');
   const args = ['--data', data, 'run'];
   if (joinAtStart) {
@@ -254,11 +260,11 @@ export async function startPeerDaemon({ hub, invite, url = hub.url, joinAtStart 
     if (invite) args.push('--invite', invite);
   }
   args.push(...runArgs, '--api', '127.0.0.1:0');
-  const p = await spawnUntil('tuber-peer run', PEER_BIN, args,
+  const p = await spawnUntil('tuber-peer run', bin, args,
     { ready: /tuber-peer api on (http:\/\/\S+)/, timeoutMs: PEER_START_MS, env });
   const api = p.match[1];
   const token = readFileSync(join(data, 'api.token'), 'utf8').trim();
-  const call = (path, init = {}) => httpJson(api + path, {
+  const call = (path, init = {}) => apiJson(api + path, {
     ...init,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
   });
@@ -333,11 +339,13 @@ export async function startPeerProcess({ hub, path, invite, corrupt = false }) {
 
 /**
  * Debian's Chromium, headless, allowed to use loopback ICE candidates.
- * `env` replaces its environment (e.g. a HOME with an NSS database).
+ * `env` replaces its environment (e.g. a HOME with an NSS database);
+ * `executablePath` runs another launcher (one that enters a network
+ * namespace first); `args` are more switches.
  */
-export async function launchChromium({ env } = {}) {
+export async function launchChromium({ env, executablePath = '/usr/bin/chromium', args = [] } = {}) {
   return chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath,
     headless: true,
     ...(env ? { env } : {}),
     args: [
@@ -351,6 +359,7 @@ export async function launchChromium({ env } = {}) {
       '--allow-loopback-in-peer-connection',
       '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
+      ...args,
     ],
   });
 }

@@ -69,7 +69,7 @@ function parseRange(header, len) {
  * Always served besides: `/` (HTML) and `/media/clip.webm` (the demo video).
  * Resolves to { url, files, bytesServed(path?), requests, stop }.
  */
-export async function startUpstream(files = {}) {
+export async function startUpstream(files = {}, { host = '127.0.0.1' } = {}) {
   const video = readFileSync(DEMO_VIDEO);
   const table = new Map();
   const add = (path, body, type) => {
@@ -88,6 +88,8 @@ export async function startUpstream(files = {}) {
   const requests = []; // { method, path, range, status }
   const lastModified = new Date(Date.UTC(2026, 0, 1)).toUTCString();
   const sockets = new Set();
+  /** Paths whose bodies are refused (503 to GET; HEAD still answers). */
+  const refused = new Set();
 
   const server = createServer((req, res) => {
     const path = new URL(req.url, 'http://x').pathname;
@@ -99,6 +101,12 @@ export async function startUpstream(files = {}) {
       entry.status = 404;
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found\n');
+      return;
+    }
+    if (req.method === 'GET' && refused.has(path)) {
+      entry.status = 503;
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('refused by the test\n');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -160,10 +168,10 @@ export async function startUpstream(files = {}) {
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, host, resolve);
   });
   const { port } = server.address();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
 
   return {
     url,
@@ -177,6 +185,12 @@ export async function startUpstream(files = {}) {
       return n;
     },
     requests,
+    /**
+     * From now on GET `path` gets 503 (HEAD still names its version), so
+     * nobody can fetch its bytes from the origin: what a page receives came
+     * from peers.
+     */
+    refuseBodies(path) { refused.add(path); },
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(() => resolve()));
