@@ -204,9 +204,15 @@ export function createLab({ homes, tag = `tnl${process.pid % 100000}` }) {
    * An executable that runs `bin` inside namespace `ns` (for tools that
    * take a program path, such as Playwright's `executablePath`).
    */
+  const wrappers = new Map();
   lab.wrapper = (ns, bin) => {
     const path = join(lab.dir, `${ns}-${bin.replace(/\W/g, '_')}`);
-    writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${bin} "$@"\n`, { mode: 0o755 });
+    // Written once: rewriting it while another caller execs it would run
+    // a truncated (empty) script, which "succeeds" doing nothing.
+    if (!wrappers.has(path)) {
+      writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${bin} "$@"\n`, { mode: 0o755 });
+      wrappers.set(path, true);
+    }
     return path;
   };
   /**
