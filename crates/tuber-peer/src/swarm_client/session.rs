@@ -148,8 +148,7 @@ async fn session(
     } else {
         let mut d = (*descriptor).clone();
         d.ice_servers.extend(welcome.ice_servers.iter().cloned());
-        d.ice_servers
-            .truncate(tuber_proto::limits::MAX_ICE_SERVERS);
+        d.ice_servers.truncate(tuber_proto::limits::MAX_ICE_SERVERS);
         Arc::new(d)
     };
     ctx.state.send_replace(SwarmState::Joined {
