@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::mpsc;
 use tuber_peer::{Identity, SwarmClient, SwarmState};
-use tuber_proto::signal::{ClientToHub, HubToClient};
+use tuber_proto::signal::{ClientToHub, HubToClient, Provider};
 use tuber_proto::PieceHash;
 
 pub use hub::Hub;
@@ -69,8 +69,35 @@ where
 /// One HTTP request on a fresh client, bounded by [`HTTP_TIMEOUT`]:
 /// status, headers and the whole body.
 pub async fn http(req: http::Request<Full<Bytes>>) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    http_via(None, req).await
+}
+
+/// [`http`] from the local address `from` (a loopback address such as
+/// 127.0.1.2 standing for a client on another network).
+pub async fn http_from(
+    from: std::net::IpAddr,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    http_via(Some(from), req).await
+}
+
+/// `GET url` from the local address `from`: status and body.
+pub async fn http_get_from(from: std::net::IpAddr, url: &str) -> (http::StatusCode, Bytes) {
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (status, _, body) = http_from(from, req).await;
+    (status, body)
+}
+
+async fn http_via(
+    from: Option<std::net::IpAddr>,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(from);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+        .build::<_, Full<Bytes>>(connector);
     let uri = req.uri().clone();
     let exchange = async {
         let resp = client.request(req).await.map_err(|e| e.to_string())?;
@@ -110,19 +137,7 @@ pub fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
 /// in `pieces`: its `have` announcements reached the planner. Asks the way
 /// a requester does (`want` → `providers`), from a throwaway identity.
 pub async fn wait_provider(hub_url: &str, peer: &str, pieces: &[PieceHash], timeout: Duration) {
-    let keys = tempfile::tempdir().expect("tempdir");
-    let id = std::sync::Arc::new(Identity::load_or_create(keys.path()).expect("identity"));
-    let (client, mut inbound) = SwarmClient::builder(hub_url, id)
-        .join()
-        .expect("probe join");
-    let mut state = client.state();
-    tokio::time::timeout(
-        timeout,
-        state.wait_for(|s| matches!(s, SwarmState::Joined { .. })),
-    )
-    .await
-    .expect("the probe joins in time")
-    .expect("probe client");
+    let (_keys, client, mut inbound) = probe(hub_url, timeout).await;
     let start = Instant::now();
     let mut req = 0u32;
     loop {
@@ -140,6 +155,65 @@ pub async fn wait_provider(hub_url: &str, peer: &str, pieces: &[PieceHash], time
     client.leave().await;
 }
 
+/// The providers the hub names for `pieces` (the first 512), asked as a
+/// requester does (`want` → `providers`) from a throwaway identity.
+pub async fn providers_of(hub_url: &str, pieces: &[PieceHash]) -> Vec<Provider> {
+    let (_keys, client, mut inbound) = probe(hub_url, HTTP_TIMEOUT).await;
+    let chunk = &pieces[..pieces.len().min(512)];
+    let answer = ask_providers(&client, &mut inbound, 1, chunk).await;
+    client.leave().await;
+    answer.expect("the hub answers the probe's want")
+}
+
+/// A throwaway identity joined to the swarm at `hub_url` (its key dir with it).
+async fn probe(
+    hub_url: &str,
+    timeout: Duration,
+) -> (tempfile::TempDir, SwarmClient, mpsc::Receiver<HubToClient>) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let id = std::sync::Arc::new(Identity::load_or_create(keys.path()).expect("identity"));
+    let (client, inbound) = SwarmClient::builder(hub_url, id)
+        .join()
+        .expect("probe join");
+    let mut state = client.state();
+    tokio::time::timeout(
+        timeout,
+        state.wait_for(|s| matches!(s, SwarmState::Joined { .. })),
+    )
+    .await
+    .expect("the probe joins in time")
+    .expect("probe client");
+    (keys, client, inbound)
+}
+
+/// One `want` and its `providers` (None: no answer within 5 s).
+async fn ask_providers(
+    client: &SwarmClient,
+    inbound: &mut mpsc::Receiver<HubToClient>,
+    req: u32,
+    pieces: &[PieceHash],
+) -> Option<Vec<Provider>> {
+    let want = ClientToHub::Want {
+        req,
+        pieces: pieces.to_vec(),
+    };
+    client.send(&want).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match inbound.recv().await {
+                Some(HubToClient::Providers { req: r, providers }) if r == req => {
+                    break Some(providers)
+                }
+                Some(_) => {}
+                None => break None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 async fn provides_all(
     client: &SwarmClient,
     inbound: &mut mpsc::Receiver<HubToClient>,
@@ -149,26 +223,7 @@ async fn provides_all(
 ) -> bool {
     for (n, chunk) in pieces.chunks(512).enumerate() {
         let req = req0 * 1000 + n as u32;
-        let want = ClientToHub::Want {
-            req,
-            pieces: chunk.to_vec(),
-        };
-        if client.send(&want).await.is_err() {
-            return false;
-        }
-        let answer = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match inbound.recv().await {
-                    Some(HubToClient::Providers { req: r, providers }) if r == req => {
-                        break Some(providers)
-                    }
-                    Some(_) => {}
-                    None => break None,
-                }
-            }
-        })
-        .await;
-        let Ok(Some(providers)) = answer else {
+        let Some(providers) = ask_providers(client, inbound, req, chunk).await else {
             return false;
         };
         let covered = providers

@@ -174,7 +174,7 @@ pub async fn add_content(
 ) -> Result<Json<ContentResponse>, ApiError> {
     authorize(&state, &headers)?;
     let m = state.manifests.get(&req.path).await?;
-    state.publish(&m).await;
+    state.publish(&m, true).await;
     Ok(Json(ContentResponse {
         path: m.path.clone(),
         manifest: m.id().to_hex(),

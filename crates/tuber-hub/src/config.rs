@@ -55,6 +55,8 @@ pub struct HubConfig {
     /// piece requests get 429 with Retry-After (browsers then load the
     /// resource through the proxy). Default 8 GiB; 0 = no limit.
     pub origin_budget_per_network: u64,
+    /// Which manifests the hub keeps, and for how long.
+    pub manifests: crate::manifests::IndexConfig,
     /// STUN (the Gateway).
     pub stun: StunConfig,
     /// TURN credentials handed to clients in `welcome`, for a TURN server
@@ -323,6 +325,7 @@ impl Default for HubConfig {
             piece_size: tuber_proto::limits::DEFAULT_PIECE_SIZE,
             piece_cache_bytes: crate::manifests::DEFAULT_PIECE_CACHE,
             origin_budget_per_network: 8 << 30,
+            manifests: crate::manifests::IndexConfig::default(),
             stun: StunConfig::default(),
             turn: None,
             distribute: DistributeConfig::default(),
@@ -476,6 +479,12 @@ impl HubConfig {
         if p.ping_interval < Duration::from_secs(1) {
             return Err(ConfigError::Invalid(
                 "planner.ping_interval must be at least 1s".into(),
+            ));
+        }
+        let m = &self.manifests;
+        if m.max_count == 0 || m.max_bytes < 1 << 20 || m.retention < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid(
+                "manifests.max_count must be at least 1, max_bytes at least 1 MiB and retention at least 1m".into(),
             ));
         }
         if self.signaling.messages_per_second == 0 || self.signaling.max_connections == 0 {

@@ -16,7 +16,8 @@
 //! - [`demo`] — the built-in demo site behind `tuber-hub demo`.
 //! - [`invites`] — invite tokens that register a permanent peer's key as trusted.
 //! - [`manifests`] — manifests computed from the upstream's bytes, cached by
-//!   path and version, and the pieces they list.
+//!   path and version in a bounded index that forgets what nobody asks for
+//!   and expired signed URLs, and the pieces they list.
 //! - [`network`] — the network (IPv4 /24, IPv6 /48) an address counts as.
 //! - [`metrics`] — `/metrics` in Prometheus text format.
 //! - [`range`] — HTTP byte ranges for the hub's own endpoints.
@@ -25,6 +26,8 @@
 //!   and the manifests.
 //! - [`publisher`] — what the proxy saw becomes content for the planner:
 //!   distributable responses, live segments pushed and retired.
+//! - [`publication`] — what the planner assigns follows the manifest index
+//!   (the most wanted manifests the trusted peers can hold).
 //! - [`server`] — assembles the hub and runs it; [`routes`] and [`admin`]
 //!   are its own endpoints, the proxy takes everything else.
 //! - [`site_worker`] — a site's own Service Worker hosted by Tuber's: the
@@ -50,6 +53,7 @@ pub mod metrics;
 pub mod network;
 pub mod planner;
 pub mod proxy;
+pub mod publication;
 pub mod publisher;
 pub mod range;
 pub mod routes;

@@ -48,6 +48,18 @@ pub struct Gauges {
     /// Piece lookups the cache answered, and not.
     pub piece_cache_hits: u64,
     pub piece_cache_misses: u64,
+    /// Manifests in the index (and the database), and their encoded bytes.
+    pub manifests_indexed: u64,
+    pub manifest_index_bytes: u64,
+    /// Of them, published to the planner (assigned to trusted peers), and
+    /// their resources' bytes.
+    pub manifests_published: u64,
+    pub manifests_published_bytes: u64,
+    /// Manifests forgotten since start, by reason (age, bound, expired,
+    /// retired).
+    pub manifests_forgotten: [u64; 4],
+    /// What the connected trusted peers can hold, bytes.
+    pub donor_capacity: u64,
 }
 
 impl Metrics {
@@ -95,6 +107,48 @@ impl Metrics {
             "counter",
             "Manifests made from another query string's manifest of the same bytes (same strong ETag): no origin read.",
             &[("", g.manifests_aliased)],
+        );
+        metric(
+            "tuber_manifests_indexed",
+            "gauge",
+            "Manifests the hub keeps (its database and index), bounded by [manifests] max_count.",
+            &[("", g.manifests_indexed)],
+        );
+        metric(
+            "tuber_manifest_index_bytes",
+            "gauge",
+            "Bytes of the manifests the hub keeps, bounded by [manifests] max_bytes.",
+            &[("", g.manifest_index_bytes)],
+        );
+        metric(
+            "tuber_manifests_published",
+            "gauge",
+            "Manifests the planner assigns to trusted peers (the most wanted that fit their disks).",
+            &[("", g.manifests_published)],
+        );
+        metric(
+            "tuber_manifests_published_bytes",
+            "gauge",
+            "Bytes of the resources the planner assigns to trusted peers.",
+            &[("", g.manifests_published_bytes)],
+        );
+        let [age, bound, expired, retired] = g.manifests_forgotten;
+        metric(
+            "tuber_manifests_forgotten_total",
+            "counter",
+            "Manifests forgotten, by reason: nobody asked within the retention, least wanted past the bound, signed URL expired, live segment retired.",
+            &[
+                ("{reason=\"age\"}", age),
+                ("{reason=\"bound\"}", bound),
+                ("{reason=\"expired\"}", expired),
+                ("{reason=\"retired\"}", retired),
+            ],
+        );
+        metric(
+            "tuber_donor_capacity_bytes",
+            "gauge",
+            "What the connected trusted peers can hold: their declared disk over the copies kept.",
+            &[("", g.donor_capacity)],
         );
         metric(
             "tuber_piece_cache_bytes",
@@ -174,7 +228,10 @@ mod tests {
             piece_cache_bytes: 4096,
             piece_cache_hits: 5,
             piece_cache_misses: 6,
+            manifests_forgotten: [1, 2, 3, 4],
+            ..Gauges::default()
         });
+        assert!(text.contains("tuber_manifests_forgotten_total{reason=\"expired\"} 3\n"));
         assert!(text.contains("tuber_manifests_computed_total 2\n"));
         assert!(text.contains("tuber_manifests_teed_total 1\n"));
         assert!(text.contains("tuber_piece_cache_lookups_total{result=\"miss\"} 6\n"));

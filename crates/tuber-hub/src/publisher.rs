@@ -7,8 +7,9 @@
 //! not, would make the origin send what nobody asked for.
 //!
 //! Live segments are retired when no live playlist has listed them for
-//! [`LIVE_RETIRE`]: the planner unassigns them, so donors stop pinning a
-//! stream's past (their stores would otherwise fill with it).
+//! [`LIVE_RETIRE`]: the hub forgets them and the planner unassigns them, so
+//! donors stop pinning a stream's past (their stores would otherwise fill
+//! with it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ pub(crate) async fn publish_seen(
             () = cancel.cancelled() => break,
             _ = sweep.tick() => {
                 for manifest in live.poll_retired(Instant::now()) {
-                    state.swarm.content_removed(manifest).await;
+                    state.retire(manifest).await;
                 }
                 continue;
             }
@@ -165,10 +166,11 @@ pub(crate) async fn publish_seen(
         };
         match got {
             Ok(m) => {
-                if item.reason == SeenReason::Live {
+                let pushed = item.reason == SeenReason::Live;
+                if pushed {
                     live.handle_published(&item.path, m.id());
                 }
-                state.publish(&m).await;
+                state.publish(&m, pushed).await;
             }
             Err(e) => {
                 tracing::debug!(path = %item.path, error = %e, "no manifest for a seen resource")

@@ -98,7 +98,8 @@ impl From<ManifestServiceError> for ApiError {
             ManifestServiceError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ManifestServiceError::UnknownPiece
             | ManifestServiceError::Private
-            | ManifestServiceError::NotDistributable => StatusCode::NOT_FOUND,
+            | ManifestServiceError::NotDistributable
+            | ManifestServiceError::Expired => StatusCode::NOT_FOUND,
             ManifestServiceError::Changed => StatusCode::CONFLICT,
             ManifestServiceError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ManifestServiceError::OverBudget(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -178,8 +179,9 @@ pub async fn manifest(
         Ok(m) => m,
         Err(e) => return Ok(service_error(e)),
     };
-    // Asking for a manifest makes the content known to the planner.
-    state.publish(&m).await;
+    // Asking for a manifest makes the content known to the planner (when
+    // the trusted peers can hold it; see `publication.rs`).
+    state.publish(&m, false).await;
     Ok((
         [
             (
@@ -387,7 +389,13 @@ fn javascript(
 /// `GET /metrics`
 pub async fn metrics(State(state): State<Arc<HubState>>) -> Response {
     let (piece_cache_hits, piece_cache_misses) = state.manifests.cache().hits_and_misses();
+    let index = state.manifests.index_figures();
     let gauges = Gauges {
+        manifests_indexed: index.indexed,
+        manifest_index_bytes: index.bytes,
+        manifests_published: index.published,
+        manifests_published_bytes: index.published_bytes,
+        manifests_forgotten: index.forgotten,
         manifests_computed: state.manifests.computed(),
         manifests_teed: state.manifests.teed(),
         manifests_aliased: state.manifests.aliased(),

@@ -20,7 +20,6 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tuber_proto::descriptor::{IceServer, SwarmDescriptor};
 use tuber_proto::limits::PROTOCOL_VERSION;
-use tuber_proto::Manifest;
 
 use crate::config::HubConfig;
 use crate::db::{DbError, HubDb};
@@ -69,15 +68,9 @@ pub struct HubState {
     pub(crate) rules: Rules,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub(crate) trusted_proxies: crate::proxy::TrustedProxies,
+    /// Orders what the planner is told about content (see `publication.rs`).
+    pub(crate) publication: tokio::sync::Mutex<()>,
     proxy: Proxy,
-}
-
-impl HubState {
-    /// Makes a manifest's content known to the planner (assigned at once;
-    /// a manifest the planner knows is a no-op there).
-    pub(crate) async fn publish(&self, m: &Arc<Manifest>) {
-        self.swarm.content(Arc::clone(m)).await;
-    }
 }
 
 /// The origins a browser page may open signaling from: the hub's public
@@ -231,6 +224,13 @@ pub async fn run_with(
         Some(Rules::new(&config.distribute)),
     );
     manifests.set_origin_budget(config.origin_budget_per_network);
+    manifests.set_index_config(config.manifests.clone());
+    {
+        let manifests = manifests.clone();
+        tokio::task::spawn_blocking(move || manifests.load_index(crate::db::unix_now()))
+            .await
+            .map_err(|e| HubError::Config(e.to_string()))??;
+    }
 
     let rules = Rules::new(&config.distribute);
     let (seen_tx, seen_rx) = mpsc::channel(1024);
@@ -271,6 +271,7 @@ pub async fn run_with(
         ws_origins,
         rules,
         trusted_proxies: crate::proxy::TrustedProxies::new(&config.trusted_proxies),
+        publication: tokio::sync::Mutex::new(()),
         proxy,
     });
 
@@ -284,6 +285,10 @@ pub async fn run_with(
         ),
         None => None,
     };
+    tasks.spawn(crate::publication::run(
+        Arc::clone(&state),
+        cancel.child_token(),
+    ));
     tasks.spawn(crate::publisher::publish_seen(
         Arc::clone(&state),
         seen_rx,

@@ -22,6 +22,7 @@
 //! - [`signal`] — signaling messages by direction (JSON over WebSocket).
 //! - [`wire`] — peer wire frames (binary over a DataChannel).
 //! - [`origin`] — web origins: what a proof is bound to, where a descriptor may point.
+//! - [`expiry`] — when a signed URL says its resource stops being valid.
 //!
 //! The specification is `docs/protocol.md`.
 #![cfg_attr(
@@ -30,6 +31,7 @@
 )]
 
 pub mod descriptor;
+pub mod expiry;
 pub mod hash;
 pub mod limits;
 pub mod manifest;

@@ -164,6 +164,29 @@ impl Hub {
         Manifest::decode(&body).expect("the hub's manifest decodes")
     }
 
+    /// The manifest endpoint's URL for `path` (its query percent-encoded).
+    pub fn manifest_url(&self, path: &str) -> String {
+        let encoded = path
+            .replace('%', "%25")
+            .replace('?', "%3F")
+            .replace('&', "%26")
+            .replace('=', "%3D");
+        format!("http://{}/.tuber/manifest?path={encoded}", self.addr)
+    }
+
+    /// The manifest of `path` as a client at `from` (a loopback address
+    /// standing for its network) gets it; panics unless it is served.
+    pub async fn manifest_from(&self, path: &str, from: std::net::IpAddr) -> Manifest {
+        let (status, body) = super::http_get_from(from, &self.manifest_url(path)).await;
+        assert_eq!(
+            status,
+            200,
+            "manifest of {path} for {from}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        Manifest::decode(&body).expect("the hub's manifest decodes")
+    }
+
     /// Every sample of `/metrics`, by name with labels.
     pub async fn metrics(&self) -> BTreeMap<String, u64> {
         let (status, body) = http_get(&format!("http://{}/metrics", self.addr)).await;

@@ -1,4 +1,7 @@
-//! The upstream site: deterministic resources of chosen sizes.
+//! The upstream site: deterministic resources of chosen sizes. A query
+//! string does not change what a path serves, but a signed URL whose expiry
+//! (`tuber_proto::expiry`) has passed is refused with 403, as a site behind
+//! signed URLs refuses it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -191,6 +194,13 @@ async fn serve(
     let Some(r) = found else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let signed = uri.path_and_query().map_or("", |pq| pq.as_str());
+    if tuber_proto::expiry::has_expired(signed, now) {
+        return (StatusCode::FORBIDDEN, "the signature expired").into_response();
+    }
     let r = &r;
     if method != Method::GET && method != Method::HEAD {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();

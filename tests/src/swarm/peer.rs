@@ -130,6 +130,26 @@ impl Peer {
             .unwrap_or_else(|e| panic!("{} fetches {path}: {e}", self.id()))
     }
 
+    /// Fetches `manifest`'s resource, asserting every piece came from peers
+    /// (none from the hub, none failed); returns the SHA-256 (hex) of the
+    /// bytes reassembled from the store.
+    pub async fn fetch_from_peers(
+        &self,
+        url: &str,
+        manifest: &Manifest,
+        timeout: Duration,
+    ) -> String {
+        let got = self.fetch(url, &manifest.path, timeout).await;
+        assert_eq!(
+            (got.from_peers, got.from_hub, got.failed),
+            (manifest.pieces.len() as u64, 0, 0),
+            "{} fetches {} from peers only: {got:?}",
+            self.id(),
+            manifest.path
+        );
+        super::sha256_hex(&self.reassemble(manifest).await)
+    }
+
     /// The resource reassembled from the store, piece by piece (each piece
     /// is verified by the store as it is read). Panics on a missing piece.
     pub async fn reassemble(&self, manifest: &Manifest) -> Vec<u8> {
@@ -145,6 +165,23 @@ impl Peer {
             out.extend_from_slice(&bytes);
         }
         out
+    }
+
+    /// Waits until every piece of `manifest` is stored and pinned (an
+    /// assignment held).
+    pub async fn wait_pinned(&self, manifest: &Manifest, timeout: Duration) -> Duration {
+        let what = format!("{} holds {} pinned", self.id(), manifest.path);
+        wait_until(timeout, &what, || async move {
+            let store = self.engine().store();
+            for hash in &manifest.pieces {
+                match store.meta(*hash).await {
+                    Ok(Some(meta)) if meta.pinned => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await
     }
 
     /// Checks every piece stored for the swarm `url`: readable, and hashing

@@ -1,9 +1,11 @@
-//! The hub's sled database: invites, trusted keys, bans and the manifest
-//! cache. One process may open it at a time (sled holds a file lock), so a
+//! The hub's sled database: invites, trusted keys, bans, the manifest
+//! cache and its index (`manifest_index.rs`). One process may open it at a time (sled holds a file lock), so a
 //! second process (`tuber-hub invite create` while the hub runs) gets
 //! [`DbError::Locked`] and talks to the running hub's admin API instead.
 //!
 //! sled calls block: async callers go through `spawn_blocking`.
+
+mod manifest_index;
 
 use std::path::Path;
 
@@ -32,6 +34,8 @@ pub struct HubDb {
     pub(crate) trusted: sled::Tree,
     pub(crate) bans: sled::Tree,
     pub(crate) manifests: sled::Tree,
+    /// Path → its manifest's index record (`manifests::index`).
+    pub(crate) manifest_index: sled::Tree,
 }
 
 impl HubDb {
@@ -60,6 +64,7 @@ impl HubDb {
             trusted: db.open_tree("trusted")?,
             bans: db.open_tree("bans")?,
             manifests: db.open_tree("manifests")?,
+            manifest_index: db.open_tree("manifest_index")?,
             db,
         })
     }
@@ -144,25 +149,37 @@ impl HubDb {
     }
 
     /// Caches a manifest under its path and version, replacing older versions
-    /// of the same path.
+    /// of the same path. (The hub itself stores through the index:
+    /// `store_indexed`.)
     pub fn store_manifest(&self, manifest: &tuber_proto::Manifest) -> Result<(), DbError> {
+        let mut batch = sled::Batch::default();
+        self.replace_manifest(&mut batch, manifest)?;
+        self.manifests.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Adds to `batch` the removal of `manifest.path`'s other versions and
+    /// the insertion of `manifest`.
+    fn replace_manifest(
+        &self,
+        batch: &mut sled::Batch,
+        manifest: &tuber_proto::Manifest,
+    ) -> Result<(), DbError> {
         let mut prefix = manifest.path.as_bytes().to_vec();
         prefix.push(0);
-        let stale: Vec<sled::IVec> = self
-            .manifests
-            .scan_prefix(&prefix)
-            .keys()
-            .collect::<Result<_, _>>()?;
-        let mut batch = sled::Batch::default();
-        for k in stale {
-            batch.remove(k);
+        for k in self.manifests.scan_prefix(&prefix).keys() {
+            batch.remove(k?);
         }
         batch.insert(
             manifest_key(&manifest.path, &manifest.version),
             manifest.encode(),
         );
-        self.manifests.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Manifests stored (one per path and version).
+    pub fn manifest_count(&self) -> usize {
+        self.manifests.len()
     }
 }
 

@@ -84,6 +84,15 @@ impl PieceCache {
         }
     }
 
+    /// Drops piece `hash` (its manifest was forgotten).
+    pub fn remove(&self, hash: &PieceHash) {
+        let mut lru = lock(&self.inner);
+        if let Some((gone, tick)) = lru.map.remove(hash) {
+            lru.order.remove(&tick);
+            lru.bytes -= gone.len() as u64;
+        }
+    }
+
     /// Bytes kept now.
     pub fn bytes(&self) -> u64 {
         lock(&self.inner).bytes

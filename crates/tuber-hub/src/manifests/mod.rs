@@ -19,7 +19,18 @@
 //! manifest. At most [`MAX_COMPUTING`] bodies are hashed at once, and a body
 //! that stalls for [`BODY_IDLE`] is given up.
 //!
+//! Which manifests are kept at all, for how long, and which of them the
+//! planner assigns to trusted peers is the index's business ([`index`],
+//! [`indexing`]): bounded in count and bytes, forgetting what nobody asked
+//! for, ranking by how many client networks ask, and ending a signed URL's
+//! distribution when it expires.
+//!
 //! - `cache.rs` — the piece cache (LRU, bounded in bytes).
+//! - `compute.rs` — hashing a body from the upstream into a manifest.
+//! - `index/` — the manifest index (sans-IO): bounds, demand, expiry,
+//!   publication.
+//! - `indexing.rs` — the service's side of the index: deletions, asks,
+//!   planner work.
 //! - `hasher.rs` — piece hashing on a blocking thread, filling the cache.
 //! - `tee.rs` — hashing what the proxy streams.
 //! - `pieces.rs` — pieces for the piece endpoint.
@@ -27,12 +38,15 @@
 
 mod budget;
 mod cache;
+mod compute;
 mod hasher;
+pub mod index;
+mod indexing;
 mod pieces;
 mod tee;
 mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,21 +54,21 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use http::{header, Method, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::{StatusCode, Uri};
+use http_body_util::Empty;
 use tokio::sync::Semaphore;
-use tuber_proto::limits::{MAX_PATH_LEN, MAX_PIECES};
+use tuber_proto::limits::MAX_PATH_LEN;
 use tuber_proto::{Manifest, PieceHash};
 
 pub use budget::OriginBudget;
 pub use cache::PieceCache;
+pub use index::IndexConfig;
+pub use indexing::{IndexFigures, PlannerWork};
 pub use tee::{Tee, TeeBody};
 
 use crate::db::HubDb;
 use crate::proxy::distributable::strip_query;
 use crate::upstream_client::{self, UpstreamClient, UpstreamTls, DEFAULT_CONNECT_TIMEOUT};
-use hasher::HashJob;
-use upstream::validator;
 
 /// Bodies hashed at once, at most (the hub's own reads and teed responses
 /// together): a burst of requests for new resources cannot make the hub
@@ -113,6 +127,10 @@ pub enum ManifestServiceError {
     /// The `[distribute]` rules do not make this response distributable.
     #[error("not distributable")]
     NotDistributable,
+    /// The resource's signed URL expired: the hub no longer distributes it
+    /// (the origin judges the URL itself).
+    #[error("the signed URL expired; the hub no longer distributes it")]
+    Expired,
     /// The client's network made the hub read more from the upstream than
     /// its budget allows (see `budget.rs`): retry after this long.
     #[error("this network made the hub read too much from the site lately; retry in {} s", .0.as_secs())]
@@ -170,7 +188,14 @@ struct Inner {
     /// service alone).
     rules: Option<crate::proxy::Rules>,
     /// Manifests of resources without validators: path → (made at, manifest).
+    /// Indexed too; bounded by `indexing::MAX_UNVALIDATED`.
     unvalidated: Mutex<HashMap<String, (Instant, Arc<Manifest>)>>,
+    /// What is kept, asked for and published (see `index/`). Locked before
+    /// any other map here.
+    index: Mutex<index::ManifestIndex>,
+    /// Publication changes for the planner, in order.
+    planner_work: Mutex<VecDeque<PlannerWork>>,
+    work_queued: tokio::sync::Notify,
     pieces: Mutex<HashMap<PieceHash, PieceLocation>>,
     /// What each client network may make the hub read from the upstream.
     budget: Mutex<OriginBudget>,
@@ -217,6 +242,9 @@ impl Manifests {
                 cache: Arc::new(PieceCache::new(cache_bytes)),
                 rules,
                 unvalidated: Mutex::new(HashMap::new()),
+                index: Mutex::new(index::ManifestIndex::new(IndexConfig::default())),
+                planner_work: Mutex::new(VecDeque::new()),
+                work_queued: tokio::sync::Notify::new(),
                 pieces: Mutex::new(HashMap::new()),
                 budget: Mutex::new(OriginBudget::new(0)),
                 siblings: Mutex::new(HashMap::new()),
@@ -311,6 +339,18 @@ impl Manifests {
         client: Option<IpAddr>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         check_path(path)?;
+        self.check_expired(path)?;
+        let m = self.resolve(path, wait_for_tee, client).await?;
+        self.asked(&m.path, client);
+        Ok(m)
+    }
+
+    async fn resolve(
+        &self,
+        path: &str,
+        wait_for_tee: bool,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Manifest>, ManifestServiceError> {
         let (version, length) = self.upstream_version(path, client).await?;
         let Some(version) = version else {
             return self.unvalidated(path, client, length).await;
@@ -326,7 +366,7 @@ impl Manifests {
             self.index(&m);
             return Ok(m);
         }
-        if let Some(m) = self.alias(path, &version, length).await? {
+        if let Some(m) = self.alias(path, &version, length, client).await? {
             return Ok(m);
         }
         let key = (path.to_string(), version.clone());
@@ -360,6 +400,7 @@ impl Manifests {
         path: &str,
         version: &str,
         length: Option<u64>,
+        client: Option<IpAddr>,
     ) -> Result<Option<Arc<Manifest>>, ManifestServiceError> {
         if !version.starts_with('"') {
             return Ok(None);
@@ -385,7 +426,7 @@ impl Manifests {
             path: path.to_string(),
             ..found
         });
-        self.store(&m).await?;
+        self.store(&m, client).await?;
         self.inner.aliased.fetch_add(1, Ordering::Relaxed);
         Ok(Some(m))
     }
@@ -430,153 +471,33 @@ impl Manifests {
         client: Option<IpAddr>,
     ) -> Result<Arc<Manifest>, ManifestServiceError> {
         let m = self.compute(path, client).await?;
-        self.store(&m).await?;
+        self.store(&m, client).await?;
         Ok(m)
     }
 
-    /// Keeps a manifest: in the database (by path and version) and the
-    /// piece index.
-    async fn store(&self, m: &Arc<Manifest>) -> Result<(), ManifestServiceError> {
-        let db = self.inner.db.clone();
+    /// Keeps a manifest made for `asker`: indexed, in the database (by path
+    /// and version) and the piece index. Kept or not (the index may find it
+    /// the least wanted, or expired), the caller still gets it.
+    async fn store(
+        &self,
+        m: &Arc<Manifest>,
+        asker: Option<IpAddr>,
+    ) -> Result<bool, ManifestServiceError> {
+        self.keep(m, true, asker).await
+    }
+
+    async fn keep(
+        &self,
+        m: &Arc<Manifest>,
+        persisted: bool,
+        asker: Option<IpAddr>,
+    ) -> Result<bool, ManifestServiceError> {
+        let this = self.clone();
         let stored = Arc::clone(m);
-        tokio::task::spawn_blocking(move || db.store_manifest(&stored))
+        tokio::task::spawn_blocking(move || this.keep_blocking(&stored, persisted, asker))
             .await
             .map_err(|e| ManifestServiceError::Db(e.to_string()))?
-            .map_err(|e| ManifestServiceError::Db(e.to_string()))?;
-        self.index(m);
-        Ok(())
-    }
-
-    async fn unvalidated(
-        &self,
-        path: &str,
-        client: Option<IpAddr>,
-        length: Option<u64>,
-    ) -> Result<Arc<Manifest>, ManifestServiceError> {
-        if let Some((at, m)) = lock(&self.inner.unvalidated).get(path) {
-            if at.elapsed() < UNVALIDATED_TTL {
-                return Ok(Arc::clone(m));
-            }
-        }
-        self.charge(client, length.unwrap_or(UNKNOWN_LENGTH_CHARGE))?;
-        let m = self.compute(path, client).await?;
-        let mut cache = lock(&self.inner.unvalidated);
-        // Bounded: an attacker requesting many paths only churns this map.
-        if cache.len() >= 1024 {
-            cache.retain(|_, (at, _)| at.elapsed() < UNVALIDATED_TTL);
-            if cache.len() >= 1024 {
-                cache.clear();
-            }
-        }
-        cache.insert(path.to_string(), (Instant::now(), Arc::clone(&m)));
-        drop(cache);
-        self.index(&m);
-        Ok(m)
-    }
-
-    fn index(&self, m: &Manifest) {
-        {
-            let mut current = lock(&self.inner.current);
-            // Bounded: forgetting only costs a HEAD and a database read.
-            if current.len() >= 65_536 {
-                current.clear();
-            }
-            current.insert(m.path.clone(), m.version.clone());
-        }
-        if m.version.starts_with('"') {
-            let mut siblings = lock(&self.inner.siblings);
-            if siblings.len() >= 65_536 {
-                siblings.clear();
-            }
-            siblings.insert(
-                (strip_query(&m.path).to_string(), m.version.clone()),
-                m.path.clone(),
-            );
-        }
-        let mut pieces = lock(&self.inner.pieces);
-        for (i, hash) in m.pieces.iter().enumerate() {
-            if let Some((offset, length)) = m.piece_range(i) {
-                let loc = PieceLocation {
-                    path: m.path.clone(),
-                    version: m.version.clone(),
-                    offset,
-                    length,
-                };
-                pieces.insert(*hash, loc);
-            }
-        }
-    }
-
-    /// Streams the body once, hashing piece by piece. The version is the
-    /// validator of this very response (the resource may have changed since
-    /// the HEAD), else the SHA-256 of the bytes.
-    async fn compute(
-        &self,
-        path: &str,
-        client: Option<IpAddr>,
-    ) -> Result<Arc<Manifest>, ManifestServiceError> {
-        let resp = self.upstream(Method::GET, path, None, client).await?;
-        if resp.status() != StatusCode::OK {
-            return Err(ManifestServiceError::Upstream(resp.status()));
-        }
-        // Again on this very response: it may differ from the HEAD's.
-        self.check_distributable(path, resp.headers())?;
-        let version = validator(resp.headers());
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(tuber_proto::limits::MAX_CONTENT_TYPE_LEN)
-            .collect::<String>();
-        let piece_size = self.inner.piece_size as usize;
-        let max_len = MAX_PIECES as u64 * piece_size as u64;
-        let _permit = Arc::clone(&self.inner.computing)
-            .acquire_owned()
-            .await
-            .map_err(|_| ManifestServiceError::Unreachable("shutting down".into()))?;
-        let mut job = HashJob::start(piece_size, Arc::clone(&self.inner.cache));
-        let mut body = resp.into_body();
-        loop {
-            let frame = match tokio::time::timeout(BODY_IDLE, body.frame()).await {
-                Err(_) => {
-                    return Err(ManifestServiceError::Unreachable(format!(
-                        "the upstream sent nothing for {BODY_IDLE:?}"
-                    )))
-                }
-                Ok(None) => break,
-                Ok(Some(frame)) => {
-                    frame.map_err(|e| ManifestServiceError::Unreachable(e.to_string()))?
-                }
-            };
-            if let Ok(data) = frame.into_data() {
-                if job.fed() + data.len() as u64 > max_len {
-                    return Err(ManifestServiceError::TooLarge(
-                        job.fed() + data.len() as u64,
-                    ));
-                }
-                if !job.feed(data).await {
-                    return Err(ManifestServiceError::Unreachable("hashing stopped".into()));
-                }
-            }
-        }
-        let hashed = job
-            .finish()
-            .await
-            .ok_or_else(|| ManifestServiceError::Unreachable("hashing failed".into()))?;
-        let (length, pieces, whole) = (hashed.length, hashed.pieces, hashed.whole);
-        let version = version.unwrap_or_else(|| format!("sha256:{}", hex::encode(whole)));
-        self.inner.computed.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(Manifest {
-            path: path.to_string(),
-            length,
-            content_type,
-            version,
-            piece_size: self.inner.piece_size,
-            pieces,
-        }))
+            .map_err(|e| ManifestServiceError::Db(e.to_string()))
     }
 }
 

@@ -17,6 +17,8 @@ impl Manifests {
     /// peers verifies against, so its pieces can be served without asking
     /// whether the upstream changed.
     pub async fn current_manifest(&self, path: &str) -> Option<Arc<Manifest>> {
+        // An expired signed URL goes to the origin, which judges it.
+        self.check_expired(path).ok()?;
         let version = lock(&self.inner.current).get(path).cloned()?;
         if let Some((_, m)) = lock(&self.inner.unvalidated).get(path) {
             if m.version == version {
@@ -45,6 +47,8 @@ impl Manifests {
         let loc = self
             .locate(hash)
             .ok_or(ManifestServiceError::UnknownPiece)?;
+        self.check_expired(&loc.path)?;
+        self.asked(&loc.path, client);
         if let Some(bytes) = self.inner.cache.get(hash) {
             return Ok(bytes);
         }

@@ -73,6 +73,9 @@ impl Manifests {
         if lock(&inner.current).get(path).is_some_and(|v| v == version) {
             return None;
         }
+        if self.check_expired(path).is_err() {
+            return None;
+        }
         let key = (path.to_string(), version.to_string());
         if lock(&inner.inflight).contains_key(&key) {
             return None;
@@ -110,7 +113,7 @@ impl Manifests {
                     piece_size,
                     pieces: hashed.pieces,
                 });
-                this.store(&m).await?;
+                this.store(&m, None).await?;
                 this.inner
                     .computed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -330,6 +330,11 @@ impl Content {
     pub fn is_member(&self, peer: &PeerId) -> bool {
         self.members.contains_key(peer)
     }
+
+    /// The members.
+    pub fn members(&self) -> impl Iterator<Item = &PeerId> {
+        self.members.keys()
+    }
 }
 
 #[cfg(test)]

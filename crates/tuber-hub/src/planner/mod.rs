@@ -67,6 +67,8 @@
 //! - `bans.rs` — bans, their expiry, restore and lift.
 //! - `seeding.rs` — pieces being seeded, the wants held for them, and the
 //!   planner's marking and answering of them.
+//! - `withdrawn.rs` — pieces of content the hub withdrew: never introduced.
+//! - `capacity.rs` — what the trusted peers can hold together.
 //! - `liveness.rs` — pings, eviction, the timer.
 //! - `output.rs` — [`Output`] and the reasons for refusing or disconnecting.
 //! - `changes.rs` — assignment changes → `assign`/`unassign` messages.
@@ -74,16 +76,18 @@
 mod assign;
 mod bans;
 mod blames;
+mod capacity;
 mod changes;
 mod config;
 mod holdings;
 mod introductions;
-mod relay;
 mod liveness;
 mod output;
 mod rank;
+mod relay;
 mod reports;
 mod seeding;
+mod withdrawn;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
@@ -100,6 +104,7 @@ use holdings::Holdings;
 use introductions::Introductions;
 use reports::Decayed;
 use seeding::{HeldWant, Seeding};
+use withdrawn::Withdrawn;
 
 pub use assign::{hrw_score, ContentError};
 pub use config::{capacity_weight, BanReporters, PlannerConfig, UNLIMITED_UPLOAD_BPS};
@@ -122,6 +127,8 @@ struct Peer {
     group: ReporterGroup,
     /// Whom the planner sent it to, for which pieces: what it may blame.
     intros: Introductions,
+    /// The disk it declared (or the default), for [`Planner::donor_capacity`].
+    disk_bytes: u64,
 }
 
 impl Peer {
@@ -141,6 +148,8 @@ pub struct Planner {
     blames: Blames,
     bans: Bans,
     seeding: Seeding,
+    /// Pieces of content the hub withdrew (an expired signed URL).
+    withdrawn: Withdrawn,
     /// Recent offers per (group, target): see `relay.rs`.
     offers: relay::OfferWindows,
     /// Pieces indexed per shared reporter group (a network's browsers and
@@ -162,6 +171,7 @@ impl Planner {
             blames: Blames::default(),
             bans: Bans::default(),
             seeding: Seeding::default(),
+            withdrawn: Withdrawn::default(),
             offers: relay::OfferWindows::default(),
             group_holdings: HashMap::new(),
             outputs: VecDeque::new(),
@@ -216,9 +226,11 @@ impl Planner {
         if self.bans.contains(&peer) {
             return Err(Refused::Banned);
         }
+        let disk_bytes = capacity.unwrap_or(self.config.default_capacity).disk_bytes;
         match self.peers.get_mut(&peer) {
             Some(p) => {
                 let old = p.group;
+                p.disk_bytes = disk_bytes;
                 p.role = role;
                 p.trusted = trusted;
                 p.group = group;
@@ -241,6 +253,7 @@ impl Planner {
                     upload: Decayed::new(now),
                     group,
                     intros: Introductions::default(),
+                    disk_bytes,
                 };
                 self.peers.insert(peer, p);
             }
@@ -292,6 +305,13 @@ impl Planner {
             ReporterGroup::Peer(_) => cap,
         };
         self.touch(now, &peer);
+        let kept;
+        let pieces = if self.withdrawn.is_empty() {
+            pieces
+        } else {
+            kept = self.withdrawn.filter(now, pieces);
+            &kept[..]
+        };
         let before = self.holdings.count(&peer);
         self.holdings.add(peer, pinned, pieces, cap);
         let delta = self.holdings.count(&peer) as i64 - before as i64;

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tuber_proto::signal::ClientToHub;
-use tuber_proto::{ManifestId, PeerId};
+use tuber_proto::{ManifestId, PeerId, PieceHash};
 
 use crate::config::SignalingConfig;
 use crate::db::HubDb;
@@ -210,9 +210,15 @@ impl SwarmHandle {
         let _ = self.tx.send(Command::Content { manifest }).await;
     }
 
-    /// The hub no longer distributes `manifest`: its holders unassign it.
-    pub async fn content_removed(&self, manifest: ManifestId) {
-        let _ = self.tx.send(Command::ContentRemoved { manifest }).await;
+    /// The hub no longer distributes `manifest`: its holders unassign it;
+    /// nobody is introduced as a holder of `withdrawn` (see the planner's
+    /// `withdrawn.rs`).
+    pub async fn content_removed(&self, manifest: ManifestId, withdrawn: Vec<PieceHash>) {
+        let cmd = Command::ContentRemoved {
+            manifest,
+            withdrawn,
+        };
+        let _ = self.tx.send(cmd).await;
     }
 
     /// Connected peers and bans, for `/metrics`.
