@@ -1,6 +1,8 @@
 //! kill -9 a process that is writing into a piece store, restart it on the
 //! same directory, repeat; the store must always reopen consistent: every
-//! piece verifies, the totals equal a recount, and the budget holds.
+//! piece verifies, the totals equal a recount, and the budget holds, on
+//! disk too: `du` of the store stays within the bound the store states
+//! (1.1 x the budget + 4 MiB), straight after the kill and once reopened.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -81,9 +83,25 @@ fn write_then_kill(path: &Path, seed: u64, jitter: Duration) -> anyhow::Result<(
     Ok(())
 }
 
+/// The store's stated bound on its folder: 1.1 x the budget plus 4 MiB
+/// (fan-out directories and sled's minimum).
+const DISK_BOUND: u64 = BUDGET + BUDGET / 10 + (4 << 20);
+
 /// Reopens the store and checks it before anything could repair it.
 fn check(path: &Path) -> anyhow::Result<u64> {
+    let killed = tuber_store::du(path);
+    // What the kill left (files of removed pieces not deleted yet, files of
+    // puts whose record was lost) is bounded by the store's batching too.
+    ensure!(
+        killed <= DISK_BOUND + BUDGET / 10,
+        "{killed} bytes on disk straight after the kill"
+    );
     let mut store = StoreCore::open(path, Config::new(BUDGET)).context("reopen after kill -9")?;
+    let used = tuber_store::du(path);
+    ensure!(
+        used <= DISK_BOUND,
+        "{used} bytes on disk for a {BUDGET}-byte budget after reopening"
+    );
     let totals = store.totals();
     ensure!(
         totals.bytes <= BUDGET,

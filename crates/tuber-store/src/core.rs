@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sled::Tree;
 use tracing::{info, warn};
@@ -34,13 +35,31 @@ pub(crate) struct Trees {
     pub(crate) stats: Tree,
 }
 
+/// How long an open waits for sled's file lock: a store closed a moment ago
+/// in this process (a restart) holds it until sled's background threads
+/// let go of the old database, which can take a while on a loaded machine.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+const LOCK_RETRY: Duration = Duration::from_millis(10);
+
+fn is_lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 impl Trees {
     pub(crate) fn open(dir: &Path, config: &Config) -> sled::Result<Self> {
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(dir)
             .cache_capacity(config.cache_bytes)
-            .flush_every_ms(config.flush_every_ms)
-            .open()?;
+            .flush_every_ms(config.flush_every_ms);
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled_config.open() {
+                Err(e) if is_lock_busy(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                other => break other?,
+            }
+        };
         Ok(Self {
             legacy: db.open_tree("pieces")?,
             meta: db.open_tree("meta")?,
