@@ -93,6 +93,8 @@ test('NAT matrix: every browser NAT × permanent-peer NAT pair gets 16 MiB from 
   EXPECTED_SHA = sha256Hex(body);
   const upstream = await startUpstream({ [FILE_PATH]: { body, type: 'application/octet-stream' } }, { host: lab.uplink });
   cleanups.push(() => upstream.stop());
+  // Homes reach the lab's Internet only, not the root namespace (where the upstream is).
+  await assert.rejects(nsHttpJson(lab.homes.get(homes[0].name).ns)(upstream.url + '/'), 'a home cannot reach the root namespace');
   const coturn = await startCoturn(lab, { secret: SECRET });
   logs['coturn.log'] = { toString: () => coturn.log() };
 
