@@ -375,7 +375,9 @@ mod tests {
         for ms in 1..=500 {
             let _ = limit.check(t0 + Duration::from_millis(ms), 1);
         }
-        assert!(limit.try_take(t0 + Duration::from_millis(500), 500_000).is_ok());
+        assert!(limit
+            .try_take(t0 + Duration::from_millis(500), 500_000)
+            .is_ok());
         limit.refund(MB);
         assert!(limit.try_take(t0, MB).is_ok());
         assert!(limit.check(t0, 1).is_err());
