@@ -68,6 +68,7 @@ async fn requests_cancelled_or_for_missing_pieces_do_not_spend_the_cap() {
 
     let up0 = a.engine().status().await.total.up;
     let start = Instant::now();
+    let honest_pieces = pieces.clone();
     let flood = tokio::spawn(async move {
         let mut rounds = 0u64;
         let mut junk = 0u64;
@@ -97,7 +98,7 @@ async fn requests_cancelled_or_for_missing_pieces_do_not_spend_the_cap() {
     let mut open = 0usize;
     while start.elapsed() < WINDOW {
         while open < 4 {
-            let (piece, size) = manifest_piece(&manifest, next);
+            let (piece, size) = honest_pieces[next % honest_pieces.len()];
             next += 1;
             good.session()
                 .request(Instant::now(), piece, 0, size, true)
@@ -158,10 +159,4 @@ async fn requests_cancelled_or_for_missing_pieces_do_not_spend_the_cap() {
          ({busy} busy answers): the flood spent the cap without receiving the bytes"
     );
     good.close().await;
-}
-
-fn manifest_piece(m: &tuber_proto::Manifest, i: usize) -> (PieceHash, u32) {
-    let i = i % m.pieces.len();
-    let (_, size) = m.piece_range(i).expect("piece in range");
-    (m.pieces[i], size)
 }

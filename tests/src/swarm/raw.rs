@@ -253,22 +253,6 @@ impl RawWire {
         }
     }
 
-    /// Pumps until `done` says so of an event (which is taken), or `time`.
-    pub async fn until(&mut self, time: Duration, mut done: impl FnMut(&Event) -> bool) -> bool {
-        let until = Instant::now() + time;
-        loop {
-            if let Some(i) = self.events.iter().position(&mut done) {
-                self.events.remove(i);
-                return true;
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.session.is_closed() {
-                return false;
-            }
-            self.pump(left.min(Duration::from_millis(50))).await;
-        }
-    }
-
     /// Takes every event so far.
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.drain(..).collect()
