@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 ensure_build_deps
 ensure_browser_deps
+# A full run builds every crate once: incremental caches would only cost disk
+# (25 GB of a long-lived target/ here) and time; CI's disk ran out with them.
+export CARGO_INCREMENTAL=0
 ensure_desktop_test_deps
 
 log "rustfmt"
@@ -20,7 +23,11 @@ log "tests"
 # run: every test bounds its own waits; this bounds the whole run, so a hang
 # (a deadlock in a dependency, say) fails with a clear message instead of
 # using up CI's time.
+# `--benches` too: the benchmark smoke run below then reuses these very
+# artifacts. (`cargo bench --bench X` would select only X's package and
+# rebuild ~300 crates with the features that package alone unifies to.)
 cargo test --workspace --all-features --locked --no-run
+cargo test --workspace --all-features --locked --no-run --benches --quiet
 timeout -k 30 1800 cargo test --workspace --all-features --locked \
   || { rc=$?; [ "$rc" -ne 124 ] || echo "error: the Rust tests took over 30 minutes: something hangs" >&2; exit "$rc"; }
 
@@ -39,11 +46,17 @@ cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 # A benchmark is a command that prints figures, not a timed test; this only
 # proves it still runs. Real figures: cargo bench -p tuber-store.
 log "benchmark smoke run"
-# A bench builds only its own package's dependencies, with the features that
-# package set unifies to: some crates shared with the desktop app's tree
-# recompile here (about a minute or two, measured).
-TUBER_BENCH_PIECES=16 cargo bench --profile dev --locked --workspace --all-features --bench store_throughput
-TUBER_BENCH_QUICK=1 cargo bench --profile dev --locked --workspace --all-features --bench peer_throughput
+# The bench binaries the test step built (same features, nothing recompiles),
+# run by path: cargo picks their paths, so ask it for them.
+bench_exe() {
+  cargo test --workspace --all-features --locked --no-run --benches --message-format=json 2>/dev/null \
+    | grep -o "\"executable\":\"[^\"]*/$1-[0-9a-f]*\"" | cut -d'"' -f4 | head -n1
+}
+for b in store_throughput peer_throughput; do
+  [ -x "$(bench_exe "$b")" ] || die "bench $b was not built"
+done
+TUBER_BENCH_PIECES=16 "$(bench_exe store_throughput)"
+TUBER_BENCH_QUICK=1 "$(bench_exe peer_throughput)"
 
 log "packaging: build, install, run, remove the .deb packages"
 tests/packaging/test.sh
