@@ -108,6 +108,7 @@ mod layout;
 mod manifests;
 mod meta;
 mod migrate;
+mod readers;
 mod reap;
 mod repair;
 mod scrub;

@@ -123,3 +123,82 @@ async fn every_operation_works_through_the_handle() {
     // Dropping the last handle ends the store thread (after a flush).
     drop(store);
 }
+
+/// Reads are served beside the store thread; the store thread still counts
+/// every one, in order with the commands around it, and still owns repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_beside_the_store_thread_are_counted_and_damage_goes_to_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let piece = 4000u64;
+    // Room for exactly three pieces.
+    let store = Store::open(&path, common::exact(3 * piece)).await.unwrap();
+    let [a, b, c, d] = [1u64, 2, 3, 4].map(|seed| {
+        let bytes = bytes(seed, piece as usize);
+        (PieceHash::of(&bytes), bytes)
+    });
+    for (h, bytes) in [&a, &b, &c] {
+        store
+            .put(*h, bytes.clone(), owner("/r"), false)
+            .await
+            .unwrap();
+    }
+
+    // Many concurrent reads, more than one batch of them: every one counted.
+    let reads = 3 * 1024 + 7;
+    let mut tasks = JoinSet::new();
+    for task in 0..50 {
+        let (store, a) = (store.clone(), a.clone());
+        tasks.spawn(async move {
+            for _ in (task..reads).step_by(50) {
+                assert_eq!(store.get(a.0).await.unwrap(), Some(a.1.clone()));
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+    // A mutation right after reads keeps both: the pin, and the hits.
+    store.set_pinned(a.0, true).await.unwrap();
+    let meta = store.meta(a.0).await.unwrap().unwrap();
+    assert_eq!(meta.hits, reads as u64);
+    assert_eq!(meta.bytes_served, reads as u64 * piece);
+    assert!(meta.pinned);
+    store.set_pinned(a.0, false).await.unwrap();
+
+    // The eviction order follows reads served beside the store thread: A
+    // was read after C was put, and B is read now, so C is the least
+    // recently used.
+    assert!(store.get(b.0).await.unwrap().is_some());
+    let evicted = store
+        .put(d.0, d.1.clone(), owner("/r"), false)
+        .await
+        .unwrap()
+        .evicted;
+    assert_eq!(evicted, vec![c.0], "C was the least recently used");
+    assert_eq!(store.get(c.0).await.unwrap(), None);
+
+    // A damaged file: the reader hands it to the store thread, which
+    // deletes the piece and says so.
+    let hex = b.0.to_hex();
+    std::fs::write(
+        path.join("pieces").join(&hex[..2]).join(&hex),
+        vec![0u8; piece as usize],
+    )
+    .unwrap();
+    assert!(matches!(
+        store.get(b.0).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(!store.has(b.0).await.unwrap());
+    assert_eq!(store.totals().await.unwrap().corrupt_detected, 1);
+    assert_eq!(
+        store.recount().await.unwrap(),
+        store.totals().await.unwrap().contents()
+    );
+
+    // Closed: reads are refused like everything else.
+    let other = store.clone();
+    store.shutdown().await.unwrap();
+    assert!(matches!(other.get(a.0).await, Err(StoreError::Closed)));
+}
