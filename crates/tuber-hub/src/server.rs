@@ -98,6 +98,9 @@ fn signaling_origins(
     out
 }
 
+/// How long a starting hub waits for a CLI command to release the database.
+const HUB_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The data directory: configured, else the OS's (`~/.local/share/tuber-hub`).
 pub fn data_dir(config: &HubConfig) -> Result<PathBuf, HubError> {
     if let Some(d) = &config.data_dir {
@@ -119,17 +122,21 @@ pub async fn run(
     stun_socket: Option<UdpSocket>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
-    run_with(config, listener, None, stun_socket, shutdown).await
+    run_with(config, listener, None, stun_socket, || {}, shutdown).await
 }
 
 /// [`run`], with the plain-HTTP listener of `tls.http_listen` (redirects
 /// to HTTPS, ACME HTTP-01 challenges) already bound by the caller. Without
 /// it, and with `tls.http_listen` set, that address is bound here.
+/// `ready` runs once the hub holds its database: from then on a CLI command
+/// on the same data directory goes through the admin API (and, before,
+/// could take the database from under a starting hub).
 pub async fn run_with(
     config: HubConfig,
     listener: TcpListener,
     http_redirect: Option<TcpListener>,
     stun_socket: Option<UdpSocket>,
+    ready: impl FnOnce(),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
     config
@@ -158,11 +165,15 @@ pub async fn run_with(
     let dir = data_dir(&config)?;
     let db = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || HubDb::open(&dir))
+        // A CLI command may hold the database for a moment (an invite made
+        // while the hub starts): wait for it longer than the CLI waits for
+        // a hub.
+        tokio::task::spawn_blocking(move || HubDb::open_waiting(&dir, HUB_LOCK_PATIENCE))
             .await
             .map_err(|e| HubError::Config(e.to_string()))??
     };
     let admin_token = admin::ensure_token(&dir)?;
+    ready();
 
     let public_url = config
         .public_url

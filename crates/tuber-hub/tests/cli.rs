@@ -232,3 +232,53 @@ fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut out).expect("read");
     out
 }
+
+/// A CLI command holding the database while the hub starts (an invite made
+/// at that moment) delays the hub, and does not stop it; and the hub says
+/// it listens only once it holds the database, so a command run after that
+/// line goes through the admin API instead of taking the database.
+#[test]
+fn a_hub_starting_while_the_cli_holds_its_database_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let held = tuber_hub::db::HubDb::open(dir.path()).expect("hold the database");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-stun", "--data"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tuber-hub serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    // Longer than the CLI's own patience for a lock (1 s).
+    assert!(
+        rx.recv_timeout(Duration::from_millis(2500)).is_err(),
+        "the hub said it listens while it did not hold its database"
+    );
+    drop(held);
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the hub started once the database was free");
+    assert!(
+        line.starts_with("tuber-hub listening on http://"),
+        "{line:?}"
+    );
+    // Now the hub holds it: a second holder is refused.
+    assert!(matches!(
+        tuber_hub::db::HubDb::open(dir.path()),
+        Err(tuber_hub::db::DbError::Locked(_))
+    ));
+}

@@ -287,9 +287,18 @@ async fn serve(config: HubConfig) -> Result<(), HubError> {
     } else {
         "http"
     };
-    // Scripts and tests read this line to find the hub.
-    println!("tuber-hub listening on {scheme}://{addr}");
-    server::run_with(config, listener, http_redirect, stun, shutdown_signal()).await
+    // Scripts and tests read this line to find the hub, and may then run a
+    // CLI command on its data directory: printed once the hub holds it.
+    let ready = move || println!("tuber-hub listening on {scheme}://{addr}");
+    server::run_with(
+        config,
+        listener,
+        http_redirect,
+        stun,
+        ready,
+        shutdown_signal(),
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -41,12 +41,17 @@ pub struct HubDb {
 impl HubDb {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, DbError> {
+        Self::open_waiting(dir, LOCK_PATIENCE)
+    }
+
+    /// [`HubDb::open`], waiting up to `patience` for a lock to be released.
+    pub fn open_waiting(dir: &Path, patience: std::time::Duration) -> Result<Self, DbError> {
         std::fs::create_dir_all(dir).map_err(|e| DbError::Sled(sled::Error::Io(e)))?;
         let path = dir.join("hub.sled");
         // sled's flusher thread keeps the lock for a moment after the last
         // handle of a previous open is dropped; only a lock that persists
         // means another process.
-        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        let deadline = std::time::Instant::now() + patience;
         let db = loop {
             match sled::Config::new().path(&path).open() {
                 Ok(db) => break db,
