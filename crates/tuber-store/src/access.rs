@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use tuber_proto::PieceHash;
 
 use crate::core::StoreCore;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::meta::PieceMeta;
 
 /// Distinct pieces read before their reads are written.
@@ -51,23 +51,6 @@ impl StoreCore {
             self.apply_touches()?;
         }
         Ok(())
-    }
-
-    /// Counts a read served beside the store thread (`readers`). The record
-    /// is this thread's own: a mutation may have replaced the one the reader
-    /// saw. A piece removed meanwhile, or whose record is damaged (deleted
-    /// on the way), is not counted.
-    pub(crate) fn count_read(&mut self, hash: &PieceHash) -> Result<()> {
-        let stored = match self.touches.0.get(hash) {
-            // Pending reads already hold the record as sled has it.
-            Some(t) => t.stored.clone(),
-            None => match self.load_meta(hash) {
-                Ok(Some(meta)) => meta,
-                Ok(None) | Err(StoreError::Corrupt { .. }) => return Ok(()),
-                Err(e) => return Err(e),
-            },
-        };
-        self.touch(hash, stored)
     }
 
     /// Writes the recorded reads into the metadata and the `lru` index.

@@ -6,7 +6,6 @@
 //! single-writer assumption true by construction.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -16,7 +15,6 @@ use crate::config::Config;
 use crate::core::StoreCore;
 use crate::error::{Result, StoreError};
 use crate::meta::{Owner, PieceMeta};
-use crate::readers::{Lookup, Readers};
 use crate::repair::ScrubReport;
 use crate::totals::{Contents, Totals};
 use crate::write::PutOutcome;
@@ -41,9 +39,10 @@ enum Command {
         hash: PieceHash,
         reply: Reply<Option<Vec<u8>>>,
     },
-    /// Count the reads served beside the store thread (every command does
-    /// that first; this one does nothing else).
-    CountReads,
+    Locate {
+        hash: PieceHash,
+        reply: Reply<Option<(PathBuf, u64)>>,
+    },
     Has {
         hash: PieceHash,
         reply: Reply<bool>,
@@ -122,7 +121,6 @@ enum Command {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Command>,
-    readers: Arc<Readers>,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,9 +143,8 @@ impl Store {
                 // If the caller gave up waiting, `send` fails and the store
                 // closes again at once.
                 Ok(core) => {
-                    let readers = Arc::new(Readers::new(&core));
-                    if ready.send(Ok(readers.clone())).is_ok() {
-                        run(core, rx, &readers);
+                    if ready.send(Ok(())).is_ok() {
+                        run(core, rx);
                     }
                 }
                 Err(e) => {
@@ -155,8 +152,8 @@ impl Store {
                 }
             })
             .map_err(|e| StoreError::Db(sled::Error::Io(e)))?;
-        let readers = opened.await.map_err(|_| StoreError::Closed)??;
-        Ok(Self { tx, readers })
+        opened.await.map_err(|_| StoreError::Closed)??;
+        Ok(Self { tx })
     }
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
@@ -185,25 +182,22 @@ impl Store {
         })
         .await
     }
-    /// See [`StoreCore::get`]. A hit is looked up, read and hashed on
-    /// tokio's blocking pool, beside the store thread (see `readers`), so
-    /// that many readers (one per link) run in parallel and wait in no
-    /// queue. Anything but a verified read (a damaged file or record, or one
-    /// an eviction deleted meanwhile) goes to the store thread as a plain
-    /// `get`, which deletes and reports a corrupt piece.
+    /// See [`StoreCore::get`]. The store thread only looks the piece up
+    /// and counts the read; the file is read and hashed on tokio's blocking
+    /// pool, so that many readers (one per link) run in parallel. Anything
+    /// but a verified read (a damaged file, or one an eviction deleted
+    /// meanwhile) goes back to the store thread as a plain `get`, which
+    /// deletes and reports a corrupt piece. Such a retry counts one more hit.
     pub async fn get(&self, hash: PieceHash) -> Result<Option<Vec<u8>>> {
-        let readers = self.readers.clone();
-        match tokio::task::spawn_blocking(move || readers.read(&hash)).await {
-            Ok((Lookup::Hit(bytes), nudge)) => {
-                // Best effort: a full queue means commands are coming, and
-                // each of them counts the reads first.
-                if nudge {
-                    let _ = self.tx.try_send(Command::CountReads);
-                }
-                Ok(Some(bytes))
-            }
-            Ok((Lookup::Absent, _)) => Ok(None),
-            Ok((Lookup::Ask, _)) | Err(_) => self.call(|reply| Command::Get { hash, reply }).await,
+        let Some((path, size)) = self.call(|reply| Command::Locate { hash, reply }).await? else {
+            return Ok(None);
+        };
+        let read =
+            tokio::task::spawn_blocking(move || crate::files::read_verified(&path, size, &hash))
+                .await;
+        match read {
+            Ok(Some(bytes)) => Ok(Some(bytes)),
+            _ => self.call(|reply| Command::Get { hash, reply }).await,
         }
     }
     /// See [`StoreCore::has`].
@@ -324,11 +318,10 @@ impl Store {
 
 /// The store thread: serves commands in order until every handle is gone or
 /// a shutdown arrives.
-fn run(mut core: StoreCore, mut rx: mpsc::Receiver<Command>, readers: &Readers) {
+fn run(mut core: StoreCore, mut rx: mpsc::Receiver<Command>) {
     // A dropped reply receiver means the caller stopped waiting; the
     // operation itself has still happened, so the send result is ignored.
     while let Some(command) = rx.blocking_recv() {
-        count_reads(&mut core, readers);
         match command {
             Command::Put {
                 hash,
@@ -342,7 +335,9 @@ fn run(mut core: StoreCore, mut rx: mpsc::Receiver<Command>, readers: &Readers) 
             Command::Get { hash, reply } => {
                 let _ = reply.send(core.get(&hash));
             }
-            Command::CountReads => {}
+            Command::Locate { hash, reply } => {
+                let _ = reply.send(core.locate(&hash));
+            }
             Command::Has { hash, reply } => {
                 let _ = reply.send(core.has(&hash));
             }
@@ -407,27 +402,13 @@ fn run(mut core: StoreCore, mut rx: mpsc::Receiver<Command>, readers: &Readers) 
             Command::Shutdown { reply } => {
                 let flushed = core.flush();
                 // Close sled before answering, so the caller may reopen.
-                readers.close();
                 drop(core);
                 let _ = reply.send(flushed);
                 return;
             }
         }
-        readers.follow(&core);
     }
-    count_reads(&mut core, readers);
     if let Err(e) = core.flush() {
         warn!(error = %e, "final store flush failed");
     }
-    readers.close();
-}
-
-/// Counts the reads served beside the store thread since the last command.
-fn count_reads(core: &mut StoreCore, readers: &Readers) {
-    for hash in readers.take_counted() {
-        if let Err(e) = core.guarded(|s| s.count_read(&hash)) {
-            warn!(%hash, error = %e, "cannot count a read");
-        }
-    }
-    readers.follow(core);
 }

@@ -396,6 +396,21 @@ impl StoreCore {
         })
     }
 
+    /// Where a piece's file is and how long it is, counting a read: for a
+    /// caller that reads and verifies the file itself (the async handle, so
+    /// that 50 links' reads run in parallel), and comes back to
+    /// [`StoreCore::get`] if that fails.
+    pub(crate) fn locate(&mut self, hash: &PieceHash) -> Result<Option<(PathBuf, u64)>> {
+        self.guarded(|s| {
+            let Some(meta) = s.load_meta(hash)? else {
+                return Ok(None);
+            };
+            let size = meta.size;
+            s.touch(hash, meta)?;
+            Ok(Some((s.files.path(hash), size)))
+        })
+    }
+
     /// The pieces owned by any resource of `swarm`, in hash order.
     pub fn list_by_swarm(&mut self, swarm: &str) -> Result<Vec<PieceHash>> {
         check_swarm(swarm)?;

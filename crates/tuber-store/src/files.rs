@@ -41,7 +41,7 @@ const PROBE: &str = ".probe";
 const MAX_BLOCK: u64 = 1 << 20;
 
 /// The piece files of one store.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct PieceFiles {
     dir: PathBuf,
     /// Allocation unit charged per piece: what one byte costs on disk.

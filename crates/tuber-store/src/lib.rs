@@ -108,7 +108,6 @@ mod layout;
 mod manifests;
 mod meta;
 mod migrate;
-mod readers;
 mod reap;
 mod repair;
 mod scrub;

@@ -124,10 +124,11 @@ async fn every_operation_works_through_the_handle() {
     drop(store);
 }
 
-/// Reads are served beside the store thread; the store thread still counts
-/// every one, in order with the commands around it, and still owns repair.
+/// Reads from many tasks at once (their files read on the blocking pool):
+/// every one counted, in order with the commands around it, and a damaged
+/// file repaired by the store thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_beside_the_store_thread_are_counted_and_damage_goes_to_the_store() {
+async fn concurrent_reads_are_counted_in_order_and_damage_is_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let piece = 4000u64;
@@ -166,9 +167,8 @@ async fn reads_beside_the_store_thread_are_counted_and_damage_goes_to_the_store(
     assert!(meta.pinned);
     store.set_pinned(a.0, false).await.unwrap();
 
-    // The eviction order follows reads served beside the store thread: A
-    // was read after C was put, and B is read now, so C is the least
-    // recently used.
+    // The eviction order follows the reads: A was read after C was put,
+    // and B is read now, so C is the least recently used.
     assert!(store.get(b.0).await.unwrap().is_some());
     let evicted = store
         .put(d.0, d.1.clone(), owner("/r"), false)
@@ -178,8 +178,7 @@ async fn reads_beside_the_store_thread_are_counted_and_damage_goes_to_the_store(
     assert_eq!(evicted, vec![c.0], "C was the least recently used");
     assert_eq!(store.get(c.0).await.unwrap(), None);
 
-    // A damaged file: the reader hands it to the store thread, which
-    // deletes the piece and says so.
+    // A damaged file: the store deletes the piece and says so.
     let hex = b.0.to_hex();
     std::fs::write(
         path.join("pieces").join(&hex[..2]).join(&hex),
