@@ -47,16 +47,18 @@ cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 # proves it still runs. Real figures: cargo bench -p tuber-store.
 log "benchmark smoke run"
 # The bench binaries the test step built (same features, nothing recompiles),
-# run by path: cargo picks their paths, so ask it for them.
+# run by path: cargo picks their paths, so ask it for them, once.
+benches=$(cargo test --workspace --all-features --locked --no-run --benches --message-format=json 2>/dev/null)
 bench_exe() {
-  cargo test --workspace --all-features --locked --no-run --benches --message-format=json 2>/dev/null \
-    | grep -o "\"executable\":\"[^\"]*/$1-[0-9a-f]*\"" | cut -d'"' -f4 | head -n1
+  local exe
+  exe=$(grep -o "\"executable\":\"[^\"]*/$1-[0-9a-f]*\"" <<<"$benches" | cut -d'"' -f4 | head -n1)
+  [ -x "$exe" ] || die "bench $1 was not built"
+  printf '%s\n' "$exe"
 }
-for b in store_throughput peer_throughput; do
-  [ -x "$(bench_exe "$b")" ] || die "bench $b was not built"
-done
-TUBER_BENCH_PIECES=16 "$(bench_exe store_throughput)"
-TUBER_BENCH_QUICK=1 "$(bench_exe peer_throughput)"
+store_bench=$(bench_exe store_throughput)
+peer_bench=$(bench_exe peer_throughput)
+TUBER_BENCH_PIECES=16 "$store_bench"
+TUBER_BENCH_QUICK=1 "$peer_bench"
 
 log "packaging: build, install, run, remove the .deb packages"
 tests/packaging/test.sh

@@ -114,6 +114,16 @@ fn a_bad_config_is_refused_with_the_reason() {
     assert!(err.contains("piece_size"), "{err}");
 }
 
+/// `tuber-hub serve` on loopback port 0 with data in `dir`, its upstream a
+/// port nothing listens on and no STUN.
+fn serve_command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--upstream", "http://127.0.0.1:9"])
+        .args(["--listen", "127.0.0.1:0", "--no-stun", "--data"])
+        .arg(dir);
+    cmd
+}
+
 #[test]
 fn tls_flags_serve_https_and_incomplete_ones_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -122,17 +132,8 @@ fn tls_flags_serve_https_and_incomplete_ones_are_refused() {
     std::fs::write(&cert, c.cert.pem()).expect("cert");
     std::fs::write(&key, c.signing_key.serialize_pem()).expect("key");
     let serve = |extra: &[&std::ffi::OsStr]| {
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "serve",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--no-stun", "--data"])
-        .arg(dir.path())
-        .args(extra);
+        let mut cmd = serve_command(dir.path());
+        cmd.args(extra);
         cmd
     };
     let out = serve(&["--tls-cert".as_ref(), cert.as_os_str()])
@@ -241,18 +242,9 @@ fn http_get(addr: &str, path: &str) -> String {
 fn a_hub_starting_while_the_cli_holds_its_database_waits_for_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let held = tuber_hub::db::HubDb::open(dir.path()).expect("hold the database");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--no-stun", "--data"])
-        .arg(dir.path())
+    let mut child = serve_command(dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start tuber-hub serve");
     let stdout = child.stdout.take().expect("stdout");
