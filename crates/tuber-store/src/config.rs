@@ -27,6 +27,11 @@ pub struct Config {
     /// whose bytes had not reached the disk fails verification, is deleted
     /// and is fetched again. On costs one fsync per put.
     pub sync_pieces: bool,
+    /// Pieces whose reads may wait in memory before every pending read is
+    /// written into the pieces' records (see the `access` module): about 64
+    /// bytes each. Default 65,536. The read log holds at most four times as
+    /// many reads (40 bytes each on disk).
+    pub pending_reads: usize,
 }
 
 impl Config {
@@ -38,6 +43,7 @@ impl Config {
             flush_every_ms: Some(500),
             block_bytes: None,
             sync_pieces: false,
+            pending_reads: 65_536,
         }
     }
 }

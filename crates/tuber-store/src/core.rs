@@ -31,6 +31,8 @@ pub(crate) struct Trees {
     pub(crate) meta: Tree,
     pub(crate) lru: Tree,
     pub(crate) owners: Tree,
+    /// The read log (`access`): records of reads not yet folded into `meta`.
+    pub(crate) reads: Tree,
     pub(crate) manifests: Tree,
     pub(crate) stats: Tree,
 }
@@ -65,6 +67,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             lru: db.open_tree("lru")?,
             owners: db.open_tree("owners")?,
+            reads: db.open_tree("reads")?,
             manifests: db.open_tree("manifests")?,
             stats: db.open_tree("stats")?,
             db,
@@ -91,7 +94,7 @@ pub struct StoreCore {
     pub(crate) files: PieceFiles,
     /// Files of removed pieces, deleted once their removal is durable.
     pub(crate) doomed: Doomed,
-    /// Reads not yet written to the metadata.
+    /// Reads not yet folded into the metadata.
     pub(crate) touches: Touches,
     /// Mirror of the persisted totals record; replaced only after the
     /// transaction that wrote it has committed.
@@ -99,6 +102,8 @@ pub struct StoreCore {
     pub(crate) budget: u64,
     /// The database could not be opened (damaged) and was started empty.
     reset_at_open: bool,
+    /// Dropped without the clean close (a test's simulated crash).
+    pub(crate) abandoned: bool,
 }
 
 impl std::fmt::Debug for StoreCore {
@@ -227,6 +232,7 @@ impl StoreCore {
             touches: Touches::default(),
             rec: StatsRecord::default(),
             reset_at_open,
+            abandoned: false,
         };
         // The marker goes, durably, before anything changes: from here on a
         // crash must look unclean.
@@ -239,6 +245,7 @@ impl StoreCore {
             core.guarded(|s| s.repair_indexes())?;
         }
         core.guarded(|s| s.sweep().map(drop))?;
+        core.guarded(|s| s.replay_touches())?;
         core.guarded(|s| s.shrink_to_budget())?;
         Ok(core)
     }
@@ -350,25 +357,32 @@ impl StoreCore {
     }
 
     fn get_once(&mut self, hash: &PieceHash) -> Result<Option<Vec<u8>>> {
-        let Some(meta) = self.load_meta(hash)? else {
+        let Some(size) = self.load_size(hash)? else {
             return Ok(None);
         };
-        let bytes = match self
-            .files
-            .read(hash, meta.size)
-            .map_err(sled::Error::from)?
-        {
-            Read::Bytes(bytes) => bytes,
-            Read::Missing => return Err(self.purge_corrupt(hash, Some(&meta), "file missing")?),
-            Read::WrongLength => {
-                return Err(self.purge_corrupt(hash, Some(&meta), "file of the wrong length")?)
+        let damage = match self.files.read(hash, size).map_err(sled::Error::from)? {
+            Read::Bytes(bytes) if hash.verifies(&bytes) => {
+                self.touch(hash)?;
+                return Ok(Some(bytes));
             }
+            Read::Bytes(_) => "hash mismatch",
+            Read::Missing => "file missing",
+            Read::WrongLength => "file of the wrong length",
         };
-        if !hash.verifies(&bytes) {
-            return Err(self.purge_corrupt(hash, Some(&meta), "hash mismatch")?);
+        let meta = self.load_meta(hash)?;
+        Err(self.purge_corrupt(hash, meta.as_ref(), damage)?)
+    }
+
+    /// A piece's size from its metadata, checked as [`Self::load_meta`]
+    /// checks it but without copying the record out: the read path.
+    fn load_size(&mut self, hash: &PieceHash) -> Result<Option<u64>> {
+        let Some(raw) = self.t.meta.get(hash.as_bytes())? else {
+            return Ok(None);
+        };
+        match PieceMeta::checked_size(&raw) {
+            Ok(size) => Ok(Some(size)),
+            Err(e) => Err(self.purge_corrupt(hash, None, e.0)?),
         }
-        self.touch(hash, meta)?;
-        Ok(Some(bytes))
     }
 
     /// A piece's metadata; a record that does not decode deletes the piece
@@ -388,11 +402,12 @@ impl StoreCore {
         self.guarded(|s| Ok(s.t.meta.contains_key(hash.as_bytes())?))
     }
 
-    /// A piece's metadata, without counting an access.
+    /// A piece's metadata, reads not yet folded in included; without
+    /// counting an access.
     pub fn meta(&mut self, hash: &PieceHash) -> Result<Option<PieceMeta>> {
         self.guarded(|s| {
-            s.apply_touches()?;
-            s.load_meta(hash)
+            let stored = s.load_meta(hash)?;
+            Ok(stored.map(|m| s.with_pending(hash, &m)))
         })
     }
 
@@ -402,11 +417,10 @@ impl StoreCore {
     /// [`StoreCore::get`] if that fails.
     pub(crate) fn locate(&mut self, hash: &PieceHash) -> Result<Option<(PathBuf, u64)>> {
         self.guarded(|s| {
-            let Some(meta) = s.load_meta(hash)? else {
+            let Some(size) = s.load_size(hash)? else {
                 return Ok(None);
             };
-            let size = meta.size;
-            s.touch(hash, meta)?;
+            s.touch(hash)?;
             Ok(Some((s.files.path(hash), size)))
         })
     }
@@ -523,6 +537,14 @@ impl StoreCore {
     /// Replaces a stored metadata record with raw bytes. Test-only.
     pub fn overwrite_meta_bytes_for_test(&mut self, hash: &PieceHash, bytes: &[u8]) -> Result<()> {
         self.t.meta.insert(hash.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// Ends the store as a kill -9 would once sled had made its writes
+    /// durable: no clean close, so the next open recovers. Test-only.
+    pub fn crash_for_test(mut self) -> Result<()> {
+        self.t.db.flush()?;
+        self.abandoned = true;
         Ok(())
     }
 

@@ -21,7 +21,7 @@
 //! - `core`: [`StoreCore`]: open, reads, listings, groups of writes.
 //! - `write`: put with eviction, delete, pinning, budget changes.
 //! - `files`: the piece files; `reap`: deleting them once their removal is
-//!   durable; `access`: read bookkeeping in batches.
+//!   durable; `access`: read bookkeeping (pending reads, the read log).
 //! - `manifests`: opaque manifest bytes per (swarm, path).
 //! - `repair`: deleting corrupt pieces, rebuilding a damaged database.
 //! - `scrub`: the full verification pass ([`StoreCore::scrub`]).
@@ -47,12 +47,14 @@
 //! | `meta` | hash (32 bytes) | [`PieceMeta`], encoded by `meta` |
 //! | `lru` | pinned u8, last access u64, hash | empty |
 //! | `owners` | swarm, 0x00, resource, 0x00, hash | empty |
+//! | `reads` | record number u64 | reads not yet folded into `meta`: hash, clock |
 //! | `manifests` | swarm, 0x00, path | manifest bytes (opaque) |
-//! | `stats` | `totals`, `clean` | totals, counters, clock; clean-close marker |
+//! | `stats` | `totals`, `clean`, `reads_folded` | totals, counters, clock; clean-close marker; last folded `reads` record |
 //! | `pieces` | hash | piece bytes: the old layout only, emptied at open |
 //!
-//! The first `lru` key is always the next eviction victim; an `owners`
-//! prefix scan lists a swarm or a resource.
+//! The first `lru` key is the next eviction victim unless the piece was read
+//! since its record was written (see `access`); an `owners` prefix scan
+//! lists a swarm or a resource.
 //!
 //! # Crash safety
 //!

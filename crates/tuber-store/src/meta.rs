@@ -101,6 +101,24 @@ impl PieceMeta {
 
     /// Parses a record; anything but an exact, valid record is an error.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (mut meta, names) = Self::parse(bytes)?;
+        meta.owners = names
+            .iter()
+            .map(|(swarm, resource)| Owner::new(*swarm, *resource))
+            .collect();
+        Ok(meta)
+    }
+
+    /// The size of the piece a record describes, after the same checks as
+    /// [`PieceMeta::decode`] but without copying the names out: what a read
+    /// needs, on every read.
+    pub(crate) fn checked_size(bytes: &[u8]) -> Result<u64, DecodeError> {
+        Ok(Self::parse(bytes)?.0.size)
+    }
+
+    /// The record with no owners, and the owners' names as they lie in
+    /// `bytes`.
+    fn parse(bytes: &[u8]) -> Result<(Self, OwnerNames<'_>), DecodeError> {
         let mut r = Reader(bytes);
         if r.u8()? != VERSION {
             return Err(DecodeError("unknown metadata version"));
@@ -118,31 +136,54 @@ impl PieceMeta {
         if count == 0 || count > MAX_OWNERS {
             return Err(DecodeError("owner count out of range"));
         }
-        let mut owners = Vec::with_capacity(count);
+        let mut names = OwnerNames::default();
         for _ in 0..count {
             let swarm = r.name()?;
             let resource = r.name()?;
-            check_swarm(&swarm).map_err(|_| DecodeError("invalid swarm name"))?;
-            check_resource(&resource).map_err(|_| DecodeError("invalid resource name"))?;
-            owners.push(Owner { swarm, resource });
+            check_swarm(swarm).map_err(|_| DecodeError("invalid swarm name"))?;
+            check_resource(resource).map_err(|_| DecodeError("invalid resource name"))?;
+            names.push((swarm, resource));
         }
         if !r.0.is_empty() {
             return Err(DecodeError("trailing bytes"));
         }
-        Ok(Self {
+        let meta = Self {
             size,
-            owners,
+            owners: Vec::new(),
             last_access,
             hits,
             bytes_served,
             pinned,
-        })
+        };
+        Ok((meta, names))
+    }
+}
+
+/// Owner names borrowed from a record; on the stack for the usual few.
+#[derive(Default)]
+struct OwnerNames<'a> {
+    inline: [(&'a str, &'a str); 2],
+    len: usize,
+    more: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> OwnerNames<'a> {
+    fn push(&mut self, name: (&'a str, &'a str)) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = name,
+            None => self.more.push(name),
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'a str, &'a str)> {
+        self.inline[..self.len.min(2)].iter().chain(&self.more)
     }
 }
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let (head, rest) = self
             .0
@@ -160,14 +201,14 @@ impl Reader<'_> {
     fn u64(&mut self) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.take()?))
     }
-    fn name(&mut self) -> Result<String, DecodeError> {
+    fn name(&mut self) -> Result<&'a str, DecodeError> {
         let len = usize::from(u16::from_be_bytes(self.take()?));
         if self.0.len() < len {
             return Err(DecodeError("truncated name"));
         }
         let (name, rest) = self.0.split_at(len);
         self.0 = rest;
-        String::from_utf8(name.to_vec()).map_err(|_| DecodeError("name is not utf-8"))
+        std::str::from_utf8(name).map_err(|_| DecodeError("name is not utf-8"))
     }
 }
 

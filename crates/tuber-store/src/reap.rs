@@ -83,7 +83,7 @@ impl StoreCore {
 
     /// Makes every commit durable, then deletes the doomed files.
     pub(crate) fn reap(&mut self) -> Result<()> {
-        self.apply_touches()?;
+        self.log_touches()?;
         self.t.db.flush()?;
         let doomed = std::mem::take(&mut self.doomed);
         for hash in doomed.files.keys() {
@@ -110,6 +110,9 @@ impl StoreCore {
 
 impl Drop for StoreCore {
     fn drop(&mut self) {
+        if self.abandoned {
+            return;
+        }
         // Without the marker the next open recounts: slower, never wrong.
         if let Err(e) = self.close() {
             warn!(error = %e, "closing the store failed");

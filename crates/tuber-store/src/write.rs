@@ -6,11 +6,14 @@
 //! that transaction; a removal deletes files only after it (see `reap`).
 //! The budget is spent in footprints: piece sizes rounded up to the block.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
 use sled::IVec;
 use tracing::debug;
 use tuber_proto::PieceHash;
 
-use crate::core::StoreCore;
+use crate::core::{StoreCore, WriteResult, Writes};
 use crate::error::{Result, StoreError};
 use crate::keys::{check_resource, check_swarm, lru_key, trailing_hash, LRU_KEY_LEN};
 use crate::meta::{Owner, PieceMeta};
@@ -37,7 +40,12 @@ pub struct PutOutcome {
 /// Eviction candidates, least valuable first.
 #[derive(Default)]
 struct Plan {
+    /// With their records as stored (whose `lru` keys they remove).
     victims: Vec<(PieceHash, PieceMeta)>,
+    /// Candidates read since their records were written, which the plan
+    /// found not to be victims after all: their records as stored, and with
+    /// the reads counted (moving their `lru` keys to their true place).
+    promoted: Vec<(PieceHash, PieceMeta, PieceMeta)>,
     /// `lru` keys with no matching metadata; removed along the way.
     stale: Vec<IVec>,
     /// A candidate whose metadata did not decode; purge it and plan again.
@@ -53,6 +61,58 @@ impl Plan {
 
     fn doomed(&self) -> Vec<(PieceHash, u64)> {
         self.victims.iter().map(|(h, m)| (*h, m.size)).collect()
+    }
+
+    /// Every piece whose pending reads the plan's writes settle.
+    fn settled(&self) -> impl Iterator<Item = PieceHash> + '_ {
+        self.victims
+            .iter()
+            .map(|(h, _)| *h)
+            .chain(self.promoted.iter().map(|(h, _, _)| *h))
+    }
+
+    /// The writes of the victims' removals and the promotions.
+    fn write(&self, w: &Writes<'_>) -> WriteResult {
+        for (victim, vmeta) in &self.victims {
+            w.remove_piece(victim, vmeta)?;
+        }
+        for (hash, old, new) in &self.promoted {
+            w.replace_meta(hash, old, new)?;
+        }
+        for key in &self.stale {
+            w.lru.remove(key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a piece stands in the eviction order: the order of `lru` keys.
+type Place = (bool, u64, PieceHash);
+
+/// Candidates with pending reads, waiting for their true place in the order.
+#[derive(Default)]
+struct Waiting {
+    queue: BinaryHeap<Reverse<Place>>,
+    records: HashMap<PieceHash, (PieceMeta, PieceMeta)>,
+}
+
+impl Waiting {
+    fn push(&mut self, hash: PieceHash, stored: PieceMeta, merged: PieceMeta) {
+        self.queue
+            .push(Reverse((merged.pinned, merged.last_access, hash)));
+        self.records.insert(hash, (stored, merged));
+    }
+
+    /// The next waiting candidate whose true place comes before `before`
+    /// (any, with `None`).
+    fn pop_before(&mut self, before: Option<(bool, u64)>) -> Option<(PieceHash, PieceMeta)> {
+        let Reverse((pinned, access, hash)) = *self.queue.peek()?;
+        if before.is_some_and(|b| (pinned, access) >= b) {
+            return None;
+        }
+        self.queue.pop();
+        let (stored, _) = self.records.remove(&hash)?;
+        Some((hash, stored))
     }
 }
 
@@ -93,7 +153,6 @@ impl StoreCore {
             });
         }
         self.guarded(|s| {
-            s.apply_touches()?;
             for _ in 0..MAX_ATTEMPTS {
                 if let Some(outcome) = s.try_put(hash, bytes, owner, pinned)? {
                     return Ok(outcome);
@@ -172,12 +231,7 @@ impl StoreCore {
         self.doomed.cancel(hash);
         self.files.write(hash, bytes).map_err(sled::Error::from)?;
         let committed = self.apply(|w| {
-            for (victim, vmeta) in &plan.victims {
-                w.remove_piece(victim, vmeta)?;
-            }
-            for key in &plan.stale {
-                w.lru.remove(key)?;
-            }
+            plan.write(w)?;
             w.insert_meta(hash, &meta)?;
             w.write_totals(&rec)
         });
@@ -187,6 +241,7 @@ impl StoreCore {
             return Err(e);
         }
         self.rec = rec;
+        self.folded(plan.settled());
         self.doom(plan.doomed());
         self.reap_if_due()?;
         let evicted = plan.hashes();
@@ -206,7 +261,7 @@ impl StoreCore {
         owner: &Owner,
         pinned: bool,
     ) -> Result<PutOutcome> {
-        let mut new = meta.clone();
+        let mut new = self.with_pending(hash, &meta);
         if !new.owners.contains(owner) {
             if new.owners.len() >= MAX_OWNERS {
                 return Err(StoreError::TooManyOwners {
@@ -229,15 +284,30 @@ impl StoreCore {
             w.write_totals(&rec)
         })?;
         self.rec = rec;
+        self.folded([*hash]);
         Ok(PutOutcome::default())
     }
 
     /// Collects eviction victims until `need` bytes would be freed, or
     /// `max_victims` are found, or the allowed part of the index ends.
+    ///
+    /// The `lru` index places each piece by its record as stored; a piece
+    /// read since then (`access`) belongs further back. Such a candidate
+    /// waits, in its true place, while the scan goes on, and is taken only
+    /// if the pieces before that place do not free enough; otherwise its
+    /// key moves there with the plan's writes. The victims are exactly the
+    /// least recently used, while only reads of pieces that reach the front
+    /// of the order cost a write.
     fn plan_victims(&self, need: u64, allow_pinned: bool, max_victims: usize) -> Result<Plan> {
         let mut plan = Plan::default();
+        let mut waiting = Waiting::default();
+        let full = |plan: &Plan| plan.freed >= need || plan.victims.len() >= max_victims;
+        let take = |plan: &mut Plan, hash: PieceHash, meta: PieceMeta| {
+            plan.freed += self.footprint(meta.size);
+            plan.victims.push((hash, meta));
+        };
         for key in self.t.lru.iter().keys() {
-            if plan.freed >= need || plan.victims.len() >= max_victims {
+            if full(&plan) {
                 break;
             }
             let key = key?;
@@ -255,27 +325,53 @@ impl StoreCore {
                 plan.stale.push(key);
                 continue;
             };
-            match PieceMeta::decode(&raw) {
+            let meta = match PieceMeta::decode(&raw) {
                 Err(_) => {
                     plan.corrupt = Some(hash);
                     break;
                 }
                 Ok(meta) if lru_key(meta.pinned, meta.last_access, &hash)[..] != key[..] => {
                     plan.stale.push(key);
+                    continue;
                 }
-                Ok(meta) => {
-                    plan.freed += self.footprint(meta.size);
-                    plan.victims.push((hash, meta));
+                Ok(meta) => meta,
+            };
+            let here = (meta.pinned, meta.last_access);
+            while !full(&plan) {
+                let Some((h, m)) = waiting.pop_before(Some(here)) else {
+                    break;
+                };
+                take(&mut plan, h, m);
+            }
+            if full(&plan) {
+                break;
+            }
+            match self.touches.get(&hash) {
+                Some(t) if t.last_access > meta.last_access => {
+                    let merged = t.merged(&meta);
+                    waiting.push(hash, meta, merged);
                 }
+                _ => take(&mut plan, hash, meta),
             }
         }
+        // The index (or its allowed part) ended: the waiting come next.
+        while plan.corrupt.is_none() && !full(&plan) {
+            let Some((h, m)) = waiting.pop_before(None) else {
+                break;
+            };
+            take(&mut plan, h, m);
+        }
+        plan.promoted = waiting
+            .records
+            .into_iter()
+            .map(|(h, (stored, merged))| (h, stored, merged))
+            .collect();
         Ok(plan)
     }
 
     /// Deletes a piece; whether it was stored.
     pub fn delete(&mut self, hash: &PieceHash) -> Result<bool> {
         self.guarded(|s| {
-            s.apply_touches()?;
             let meta = match s.load_meta(hash) {
                 Ok(Some(meta)) => meta,
                 Ok(None) => return Ok(false),
@@ -290,6 +386,7 @@ impl StoreCore {
                 w.write_totals(&rec)
             })?;
             s.rec = rec;
+            s.forget_touches(hash);
             s.doom([(*hash, meta.size)]);
             s.reap_if_due()?;
             Ok(true)
@@ -302,7 +399,6 @@ impl StoreCore {
     }
 
     fn set_pinned_once(&mut self, hash: &PieceHash, pinned: bool) -> Result<()> {
-        self.apply_touches()?;
         let meta = self
             .load_meta(hash)?
             .ok_or(StoreError::NotFound { hash: *hash })?;
@@ -311,7 +407,7 @@ impl StoreCore {
         }
         let new = PieceMeta {
             pinned,
-            ..meta.clone()
+            ..self.with_pending(hash, &meta)
         };
         let mut rec = self.rec;
         rec.contents
@@ -321,6 +417,7 @@ impl StoreCore {
             w.write_totals(&rec)
         })?;
         self.rec = rec;
+        self.folded([*hash]);
         Ok(())
     }
 
@@ -332,7 +429,6 @@ impl StoreCore {
     }
 
     pub(crate) fn shrink_to_budget(&mut self) -> Result<Vec<PieceHash>> {
-        self.apply_touches()?;
         let mut evicted = Vec::new();
         let mut setbacks = 0;
         while self.rec.contents.disk_bytes > self.budget {
@@ -361,15 +457,11 @@ impl StoreCore {
             }
             rec.evictions += plan.victims.len() as u64;
             self.apply(|w| {
-                for (victim, vmeta) in &plan.victims {
-                    w.remove_piece(victim, vmeta)?;
-                }
-                for key in &plan.stale {
-                    w.lru.remove(key)?;
-                }
+                plan.write(w)?;
                 w.write_totals(&rec)
             })?;
             self.rec = rec;
+            self.folded(plan.settled());
             self.doom(plan.doomed());
             self.reap_if_due()?;
             evicted.extend(touched);
