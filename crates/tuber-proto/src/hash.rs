@@ -24,17 +24,36 @@ fn parse_hex32(s: &str) -> Result<[u8; 32], IdParseError> {
     if s.len() != 64 {
         return Err(IdParseError::Length(s.len()));
     }
-    // Canonical form is lowercase only, so that one id has one spelling.
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(IdParseError::NotHex);
-    }
+    // A table, not the `hex` crate: a hub parses every hash of every `have`
+    // an anonymous client sends (a soak's flood spent half the hub's CPU in
+    // `hex::decode_to_slice`). Canonical form is lowercase only, so that one
+    // id has one spelling: the table knows no other digits.
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|_| IdParseError::NotHex)?;
+    for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        if (hi | lo) & 0xf0 != 0 {
+            return Err(IdParseError::NotHex);
+        }
+        *byte = (hi << 4) | lo;
+    }
     Ok(out)
 }
+
+/// The value of each lowercase hex digit; 0xff for every other byte.
+static NIBBLE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 macro_rules! id32 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -149,6 +168,32 @@ mod tests {
         );
         assert_eq!(PieceHash::from_hex(&h[1..]), Err(IdParseError::Length(63)));
         assert!(PieceHash::from_hex("é").is_err());
+    }
+
+    #[test]
+    fn hex_round_trips_every_byte_and_refuses_every_other_digit() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 8 + 3) as u8);
+        for shift in 0..8u8 {
+            let b = bytes.map(|x| x.wrapping_add(shift * 32));
+            let h = PieceHash::from_bytes(b);
+            assert_eq!(PieceHash::from_hex(&h.to_hex()), Ok(h));
+        }
+        let good = PieceHash::of(b"y").to_hex();
+        for c in 0..=255u8 {
+            if c.is_ascii_digit() || (b'a'..=b'f').contains(&c) || !c.is_ascii() {
+                continue;
+            }
+            for at in [0, 1, 63] {
+                let mut bad = good.clone().into_bytes();
+                bad[at] = c;
+                let bad = String::from_utf8(bad).unwrap();
+                assert_eq!(
+                    PieceHash::from_hex(&bad),
+                    Err(IdParseError::NotHex),
+                    "{c:#x} at {at}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -99,8 +99,15 @@ enum Inbound {
     Closed,
 }
 
-/// Reads the next signaling message, answering nothing itself.
-async fn next(ws: &mut WebSocket, bucket: &mut Bucket, metrics: &Metrics) -> Inbound {
+/// Reads the next signaling message, answering nothing itself. A message
+/// the connection's network could not pay for even if it listed no more
+/// hashes than its text has strings is refused unparsed.
+async fn next(
+    ws: &mut WebSocket,
+    bucket: &mut Bucket,
+    network: Option<&super::NetworkPermit>,
+    metrics: &Metrics,
+) -> Inbound {
     loop {
         let frame = match ws.recv().await {
             Some(Ok(frame)) => frame,
@@ -116,6 +123,13 @@ async fn next(ws: &mut WebSocket, bucket: &mut Bucket, metrics: &Metrics) -> Inb
                     return refuse(
                         ErrorCode::RateLimited,
                         "too many messages; slow down".into(),
+                    );
+                }
+                let price = super::per_network::cost_of_text(text.as_str());
+                if network.is_some_and(|n| !n.affords(Instant::now(), price)) {
+                    return refuse(
+                        ErrorCode::RateLimited,
+                        "your network sends too many messages; slow down".into(),
                     );
                 }
                 return match signal::decode::<ClientToHub>(text.as_str()) {
@@ -164,7 +178,12 @@ pub(crate) async fn run(
     // Hello, within the hello timeout; anything else first is unauthorized.
     let deadline = tokio::time::Instant::now() + settings.hello_timeout;
     let hello = loop {
-        match tokio::time::timeout_at(deadline, next(&mut ws, &mut bucket, &shared.metrics)).await {
+        match tokio::time::timeout_at(
+            deadline,
+            next(&mut ws, &mut bucket, network.as_ref(), &shared.metrics),
+        )
+        .await
+        {
             Err(_) => {
                 send_error(&mut ws, ErrorCode::Unauthorized, "no hello in time").await;
                 return;
@@ -312,7 +331,7 @@ pub(crate) async fn run(
                     }
                     None => break,
                 },
-                inbound = next(&mut ws, &mut bucket, &shared.metrics) => match inbound {
+                inbound = next(&mut ws, &mut bucket, network.as_ref(), &shared.metrics) => match inbound {
                     Inbound::Closed => break,
                     Inbound::Msg(msg) => {
                         let cost = super::per_network::cost(&msg);

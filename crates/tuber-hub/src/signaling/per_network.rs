@@ -34,6 +34,15 @@ pub fn cost(msg: &ClientToHub) -> f64 {
     1.0 + (hashes / HASHES_PER_UNIT) as f64
 }
 
+/// At least what a message will [`cost`], read from its text before it is
+/// parsed: every hash it lists is a JSON string, so its strings bound its
+/// hashes. A network past its budget is refused at this price, not at the
+/// price of parsing and checking hundreds of hashes per message.
+pub fn cost_of_text(text: &str) -> f64 {
+    let strings = text.bytes().filter(|&b| b == b'"').count() / 2;
+    1.0 + (strings / HASHES_PER_UNIT) as f64
+}
+
 /// Connections and message budgets counted per network.
 #[derive(Debug)]
 pub struct PerNetwork {
@@ -102,6 +111,23 @@ impl NetworkPermit {
     /// Whether this connection's network may send a message of `cost`
     /// units at `now` (then it is charged).
     pub fn allow(&self, now: Instant, cost: f64) -> bool {
+        self.with_tokens(now, |tokens| {
+            let ok = *tokens >= cost;
+            if ok {
+                *tokens -= cost;
+            }
+            ok
+        })
+    }
+
+    /// Whether the network could pay `cost` at `now`, charging nothing: the
+    /// check before a message is parsed (see [`cost_of_text`]).
+    pub fn affords(&self, now: Instant, cost: f64) -> bool {
+        self.with_tokens(now, |tokens| *tokens >= cost)
+    }
+
+    /// Runs `f` on the network's tokens, refilled to `now`.
+    fn with_tokens(&self, now: Instant, f: impl FnOnce(&mut f64) -> bool) -> bool {
         let owner = &self.owner;
         let mut counts = owner.counts.lock().unwrap_or_else(|e| e.into_inner());
         let Some(e) = counts.get_mut(&self.key) else {
@@ -110,12 +136,7 @@ impl NetworkPermit {
         let elapsed = now.saturating_duration_since(e.at).as_secs_f64();
         e.tokens = (e.tokens + elapsed * owner.rate).min(owner.burst);
         e.at = now.max(e.at);
-        if e.tokens >= cost {
-            e.tokens -= cost;
-            true
-        } else {
-            false
-        }
+        f(&mut e.tokens)
     }
 }
 
@@ -175,5 +196,36 @@ mod tests {
         }))
         .expect("have");
         assert_eq!(cost(&have), 33.0);
+    }
+
+    #[test]
+    fn the_price_read_from_the_text_is_the_cost_or_more() {
+        let texts = [
+            serde_json::json!({"type": "have", "pieces": vec!["ab".repeat(32); 512]}),
+            serde_json::json!({"type": "want", "req": 1, "pieces": vec!["cd".repeat(32); 15]}),
+            serde_json::json!({"type": "lost", "pieces": vec!["ef".repeat(32); 16]}),
+            serde_json::json!({"type": "pong", "nonce": 7}),
+        ];
+        for v in texts {
+            let text = v.to_string();
+            let msg: ClientToHub = serde_json::from_str(&text).expect("message");
+            let (price, cost) = (cost_of_text(&text), cost(&msg));
+            // Never less (a network past its budget is refused unparsed),
+            // and no more than one unit over for the messages that count.
+            assert!(
+                price >= cost && price <= cost + 1.0,
+                "{text:.40}: {price} vs {cost}"
+            );
+        }
+        // Refused before parsing: a network with 10 units left cannot send
+        // a 512-hash have, and affording it charges nothing.
+        let limits = PerNetwork::new(10, 1);
+        let p = limits
+            .admit("203.0.113.1".parse().expect("ip"))
+            .expect("admit");
+        let t0 = Instant::now();
+        assert!(p.affords(t0, 4.0) && p.affords(t0, 4.0));
+        assert!(!p.affords(t0, 33.0));
+        assert!(p.allow(t0, 4.0));
     }
 }
