@@ -10,6 +10,11 @@
 //!   kernel cut it short, and reads back what was granted
 //!   ([`socket_buffer_report`]). With the stock 208 KiB, loopback bursts drop
 //!   packets and each loss stalls SCTP for 200 ms–1 s.
+//! - **Pacing.** Every datagram goes through a token bucket
+//!   ([`RtcConfig::pacing`], 32 MB/s in 16 KiB bursts, `pacing`): SCTP sends
+//!   whatever its window allows at once, and a browser's small socket buffer
+//!   drops the tail, which SCTP recovers only by its doubling retransmission
+//!   timer.
 //! - **Flow control.** `with_data_channel_send_buffer_limit`
 //!   ([`RtcConfig::send_buffer_limit`], 1 MiB): [`Link::send`] waits for room,
 //!   [`Link::try_send`] fails with [`TransportError::SendBufferFull`].
@@ -31,12 +36,14 @@
 //!
 //! ## Layout
 //! - `runtime` — the tuned runtime, socket buffers, interface enumeration.
+//! - `pacing` — the token bucket every UDP send goes through.
 //! - `peer` — building one peer connection: settings, event handler.
 //! - `connect` — offer/answer, trickle ICE, waiting for the channel.
 //! - `link` — [`Link`], the open channel.
 
 mod connect;
 mod link;
+mod pacing;
 mod peer;
 mod runtime;
 
@@ -44,6 +51,7 @@ use std::time::Duration;
 
 pub use connect::{connect_answer, connect_offer};
 pub use link::{ConnectTimings, Link, LinkEvent};
+pub use pacing::{Pacer, Pacing};
 pub use runtime::{socket_buffer_report, SocketBufferReport};
 
 use tuber_proto::descriptor::IceServer;
@@ -69,6 +77,8 @@ pub struct RtcConfig {
     pub socket_buffer: usize,
     /// Outstanding bytes per channel before sends wait (1 MiB).
     pub send_buffer_limit: usize,
+    /// How the connection's UDP datagrams are paced ([`Pacing::DEFAULT`]).
+    pub pacing: Pacing,
     /// The largest message this end accepts and advertises (262144, which
     /// is also the library's ceiling: larger values are refused).
     pub max_message_size: u32,
@@ -81,6 +91,7 @@ impl Default for RtcConfig {
             ice_servers: Vec::new(),
             socket_buffer: 4 * 1024 * 1024,
             send_buffer_limit: 1024 * 1024,
+            pacing: Pacing::DEFAULT,
             max_message_size: 262_144,
         }
     }

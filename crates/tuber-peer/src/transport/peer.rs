@@ -177,7 +177,7 @@ pub(super) async fn build(cfg: &RtcConfig, start: Instant) -> Result<Built, Tran
                 .build(),
         )
         .with_setting_engine(setting_engine(cfg))
-        .with_runtime(Arc::new(TunedRuntime::new(cfg.socket_buffer)))
+        .with_runtime(Arc::new(TunedRuntime::new(cfg.socket_buffer, cfg.pacing)))
         .with_handler(handler)
         .with_udp_addrs(cfg.udp_addrs.clone())
         .with_dedicated_reactor_pool_size(reactor_pool_size())

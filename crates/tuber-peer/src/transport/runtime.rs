@@ -1,5 +1,6 @@
 //! The tokio runtime `webrtc` drives connections on, with UDP socket buffers
-//! set as FIELD-NOTES require, and the default bind addresses.
+//! set as FIELD-NOTES require, paced sends (`pacing`), and the default bind
+//! addresses.
 //!
 //! `webrtc` 0.21.1 binds its sockets itself and has no buffer setting; the one
 //! hook between bind and use is [`Runtime::wrap_udp_socket`], so
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::pacing::{PacedUdpSocket, Pacing};
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime,
     TokioRuntime,
@@ -179,13 +181,15 @@ fn interface_ipv4s() -> Vec<std::net::Ipv4Addr> {
 pub(crate) struct TunedRuntime {
     inner: TokioRuntime,
     socket_buffer: usize,
+    pacing: Pacing,
 }
 
 impl TunedRuntime {
-    pub(crate) fn new(socket_buffer: usize) -> Self {
+    pub(crate) fn new(socket_buffer: usize, pacing: Pacing) -> Self {
         Self {
             inner: TokioRuntime,
             socket_buffer,
+            pacing,
         }
     }
 }
@@ -211,7 +215,8 @@ impl Runtime for TunedRuntime {
         if self.socket_buffer > 0 {
             record(tune_socket(&socket, self.socket_buffer));
         }
-        self.inner.wrap_udp_socket(socket)
+        let socket = self.inner.wrap_udp_socket(socket)?;
+        Ok(PacedUdpSocket::wrap(socket, self.pacing))
     }
 
     fn wrap_tcp_listener(
