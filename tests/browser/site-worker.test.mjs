@@ -229,6 +229,9 @@ test('a site\'s own Service Worker keeps working behind the hub, and its media s
 
   // Through the hub: a first visit, then a reload.
   const context = await newClientContext(browser, hub.url, { logs, label: 'visitor' });
+  // The page script's debug log (why a link closed, why a piece went to the
+  // origin) lands in browser.log: the figure alone does not say why it fell.
+  await context.addInitScript(() => { try { localStorage.setItem('tuber-debug', '1'); } catch { /* storage off */ } });
   defer(() => context.close());
   const page = await context.newPage();
   await page.goto(hub.url + '/');
