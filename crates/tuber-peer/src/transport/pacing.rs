@@ -5,18 +5,19 @@
 //! for resending, it hands the network as much as the window allows, at
 //! once (one GSO `sendmsg` of up to 64 KiB). A browser reads WebRTC through
 //! a small socket buffer (Chromium asks for 64 KiB) on a busy thread, so the
-//! tail of such a burst is dropped: `RcvbufErrors` in `/proc/net/snmp` rose
-//! by 50–150 in every browser download test here and by ~1,100 in the runs
-//! where the download stalled. A lost retransmission can only be recovered
-//! by the retransmission timer, which doubles (1 s, 2 s, 4 s): the browser
-//! saw its donor "stop answering" for 5 s and went to the origin.
+//! tail of such a burst is dropped, and a lost retransmission can only be
+//! recovered by the retransmission timer. Pacing bounds those bursts; it
+//! does not end the drops (`RcvbufErrors` in `/proc/net/snmp` rose by
+//! 50–180 per 16 MiB download to Chromium with it, 50–350 without), so the
+//! timer's length is what decides a stall: see `third_party/rtc-sctp`.
 //!
 //! [`PacedUdpSocket`] sends every datagram (DATA, retransmissions, SACKs,
 //! DTLS, STUN) through a token bucket ([`Pacer`]): bursts of at most
 //! [`Pacing::burst`] bytes, then [`Pacing::rate`] bytes per second, and GSO
 //! runs no longer than a burst. The application-level pacer in
 //! `engine::link` spaces whole messages; this one spaces what SCTP makes of
-//! them.
+//! them. (That one keeps its own bucket: it waits for a full bucket before a
+//! message larger than the burst, which this one does not.)
 
 use std::fmt;
 use std::future::Future;
