@@ -88,15 +88,18 @@ out=${out:-$target_dir/debian}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-case " ${want[*]} " in
-  *" hub "* | *" peer "*)
-    log "building tuber-hub and tuber-peer (profile $profile)"
-    # Both binaries, whichever packages are asked for, so that the features
-    # of shared dependencies never change between runs (no rebuild). No
-    # --all-features: tuber-peer's test-hooks (a lying peer) must not ship.
-    cargo build --locked --profile "$profile" -p tuber-hub -p tuber-peer --bins
-    ;;
-esac
+# One cargo build for every program asked for: tuber-hub and tuber-peer
+# both, whichever of the two is asked (the features of shared dependencies
+# then never change between runs: no rebuild), and the desktop app in the same
+# build, so that its dependencies and theirs unify as they do in `cargo test
+# --workspace` (the test suite's packaging step then reuses the test build
+# instead of compiling ~350 crates again). No --all-features: tuber-peer's
+# test-hooks (a lying peer) must not ship.
+crates=()
+case " ${want[*]} " in *" hub "* | *" peer "*) crates+=(-p tuber-hub -p tuber-peer) ;; esac
+case " ${want[*]} " in *" desktop "*) ensure_desktop_build_deps; crates+=(-p tuber-desktop) ;; esac
+log "building ${crates[*]//-p /} (profile $profile)"
+cargo build --locked --profile "$profile" "${crates[@]}" --bins
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -239,13 +242,13 @@ to the 4 MiB that WebRTC transfers need (/usr/lib/sysctl.d/60-tuber-peer.conf).
 EOF
 }
 
-# The desktop app: built and bundled by the Tauri CLI (from npm; building
-# it with cargo takes half an hour here) as src-tauri/tauri.conf.json says:
-# both programs, the desktop entry (packaging/desktop/, with the tuber://
+# The desktop app: bundled by the Tauri CLI (from npm; building it with cargo
+# takes half an hour here) as src-tauri/tauri.conf.json says: both programs
+# (built above: `tauri build` would compile them with the desktop crate's
+# features alone), the desktop entry (packaging/desktop/, with the tuber://
 # scheme), icons of every size, the sysctl drop-in, WebKitGTK Depends.
 build_desktop() {
   local debug=() bundle
-  ensure_desktop_build_deps
   # No lockfile: the CLI's platform binaries are optional dependencies, and
   # `npm ci` refuses a lockfile that lacks the ones a registry mirror does
   # not carry. package.json pins the exact version (and the CLI pins its
@@ -255,7 +258,8 @@ build_desktop() {
     (cd packaging/desktop && npm install --no-package-lock --no-audit --no-fund)
   fi
   [ "$profile" = dev ] && debug=(--debug)
-  (cd src-tauri && ../packaging/desktop/node_modules/.bin/tauri build "${debug[@]}" --bundles deb --ci)
+  rm -rf "$bin_dir/bundle/deb"
+  (cd src-tauri && ../packaging/desktop/node_modules/.bin/tauri bundle "${debug[@]}" --bundles deb --ci)
   bundle=$(find "$bin_dir/bundle/deb" -maxdepth 1 -name "*_${deb_version}_${arch}.deb" | head -n 1)
   [ -n "$bundle" ] || die "the Tauri bundler made no .deb in $bin_dir/bundle/deb"
   cp "$bundle" "$out/tuber_${deb_version}_${arch}.deb"

@@ -52,8 +52,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-log "desktop package: build with the Tauri bundler (dev profile)"
-packaging/build-debs.sh --profile dev --out "$tmp/debs" desktop
+# TUBER_PACKAGING_DEBS: a directory of .debs built already (see test.sh).
+if [ -n "${TUBER_PACKAGING_DEBS:-}" ]; then
+  log "desktop package: the .deb from $TUBER_PACKAGING_DEBS"
+  mkdir -p "$tmp/debs"
+  cp "$TUBER_PACKAGING_DEBS"/tuber_*.deb "$tmp/debs/"
+else
+  log "desktop package: build with the Tauri bundler (dev profile)"
+  packaging/build-debs.sh --profile dev --out "$tmp/debs" desktop
+fi
 deb=$(find "$tmp/debs" -name 'tuber_*.deb' | head -n 1)
 [ -n "$deb" ] || fail "no tuber_*.deb in $tmp/debs"
 chmod 0644 "$deb"

@@ -117,8 +117,17 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 ### Build
-log "packaging: building the .deb packages (dev profile)"
-packaging/build-debs.sh --profile dev --out "$tmp/debs"
+# TUBER_PACKAGING_DEBS: a directory of .debs built already (scripts/test.sh
+# builds every package in one step, so that the packaging tests recompile
+# nothing); otherwise they are built here.
+if [ -n "${TUBER_PACKAGING_DEBS:-}" ]; then
+  log "packaging: the .deb packages from $TUBER_PACKAGING_DEBS"
+  mkdir -p "$tmp/debs"
+  for p in "${PKGS[@]}"; do cp "$TUBER_PACKAGING_DEBS/${p}"_*.deb "$tmp/debs/"; done
+else
+  log "packaging: building the .deb packages (dev profile)"
+  packaging/build-debs.sh --profile dev --out "$tmp/debs"
+fi
 version=$(awk '/^\[workspace.package\]/ { w = 1; next } /^\[/ { w = 0 }
   w && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' Cargo.toml)
 version=${version//-/\~}
