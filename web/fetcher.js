@@ -62,8 +62,6 @@ const ORIGIN_STALL_MS = 20_000;
 const ORIGIN_RETRIES = 2;
 /** Pieces asked about in one `want` when a read starts or moves on. */
 const WANT_AHEAD = 256;
-/** A peer whose link failed is not tried again for this long. */
-const PEER_RETRY_MS = 30_000;
 /** Links to set up for one round of scheduling, at most. */
 const CONNECT_PER_ROUND = 4;
 
@@ -120,22 +118,18 @@ export class PieceFetcher {
 
   /**
    * A link came up or went down: scheduling may change. A link that failed
-   * to come up, or broke, is not tried again for a while.
+   * to come up, or broke, is given up for a while (the scheduler's
+   * `peerRetryMs`).
    * @param {string} peer @param {boolean} ready @param {string} [why] why it closed
    */
   linkChanged(peer, ready, why = '') {
-    const p = this.scheduler.peer(peer);
     if (ready) {
       this.scheduler.setPeerStatus(peer, 'ready', Date.now());
-    } else if (p.status !== 'failed') {
-      const benign = /idle|replaced|stopping/.test(why);
-      this.scheduler.setPeerStatus(peer, benign ? 'idle' : 'failed', Date.now());
-      if (!benign) {
-        setTimeout(() => {
-          const q = this.scheduler.peers.get(peer);
-          if (q && q.status === 'failed' && !q.banned) q.status = 'idle';
-        }, PEER_RETRY_MS);
-      }
+    } else if (/idle|replaced|stopping/.test(why) && this.scheduler.peer(peer).status !== 'failed') {
+      this.scheduler.setPeerStatus(peer, 'idle', Date.now());
+    } else {
+      // A no-op for a peer given up already: its rest is not restarted.
+      this.scheduler.setPeerStatus(peer, 'failed', Date.now());
     }
     this.pump();
   }
@@ -293,7 +287,7 @@ export class PieceFetcher {
     const waiting = [];
     for (const job of this.jobs.values()) if (!job.peer && !job.origin) waiting.push(job.hash);
     let n = 0;
-    for (const peer of this.scheduler.toConnect(waiting)) {
+    for (const peer of this.scheduler.toConnect(waiting, Date.now())) {
       if (n >= CONNECT_PER_ROUND || !swarm.canConnect()) break;
       if (swarm.connect(peer)) {
         this.scheduler.setPeerStatus(peer, swarm.link(peer) ? 'ready' : 'connecting', Date.now());

@@ -17,6 +17,12 @@
 //   `retry_after_ms`, 100 ms–2 s) and may be asked again; a bad piece bans the
 //   sender for good. Each counts one attempt; after `maxAttempts` attempts
 //   the piece comes from the origin.
+// - A peer given up (`MAX_PEER_FAILURES` timeouts or closed links in a row,
+//   or a link that failed) is tried again, for the pieces it has not failed,
+//   after `peerRetryMs` (30 s), doubled each time it is given up again, up to
+//   8 times that: one stall of a donor's path (a burst of loss, a busy
+//   uplink) must not cost every piece of a long video for the rest of the
+//   visit. A banned peer is never tried again.
 // - A piece whose providers are all used up is asked about once more
 //   (`rewant`: browsers that fetched it since may have announced it), then
 //   comes from the origin; so does a piece with no provider at all.
@@ -49,6 +55,8 @@
  * @property {number} busyUntil back off until this time (ms)
  * @property {boolean} banned
  * @property {number} since when it entered its status (ms)
+ * @property {number} retryAt a `failed` peer may be tried again from then (ms)
+ * @property {number} givenUp how many times it was given up
  */
 
 /**
@@ -66,7 +74,7 @@ export const MAX_PEER_FAILURES = 3;
 export class Scheduler {
   /**
    * @param {{maxInFlight?: number, maxPerPeer?: number, maxAttempts?: number, maxWaitMs?: number,
-   *   maxPeers?: number, maxPieces?: number, providerTtlMs?: number}} [opts]
+   *   maxPeers?: number, maxPieces?: number, providerTtlMs?: number, peerRetryMs?: number}} [opts]
    */
   constructor(opts = {}) {
     this.maxInFlight = opts.maxInFlight ?? 24;
@@ -75,6 +83,8 @@ export class Scheduler {
     this.maxWaitMs = opts.maxWaitMs ?? 5000;
     /** How long a `providers` answer is good for dialing (see above). */
     this.providerTtlMs = opts.providerTtlMs ?? 5 * 60_000;
+    /** How long a peer given up rests before it is tried again (see above). */
+    this.peerRetryMs = opts.peerRetryMs ?? 30_000;
     /** Bounds on the bookkeeping itself. */
     this.maxPeers = opts.maxPeers ?? 1024;
     this.maxPieces = opts.maxPieces ?? 8192;
@@ -96,7 +106,7 @@ export class Scheduler {
     let p = this.peers.get(id);
     if (!p) {
       if (this.peers.size >= this.maxPeers) this.prunePeers();
-      p = { status: 'idle', trusted: false, role: 'browser', inFlight: 0, failures: 0, busyUntil: 0, banned: false, since: 0 };
+      p = { status: 'idle', trusted: false, role: 'browser', inFlight: 0, failures: 0, busyUntil: 0, banned: false, since: 0, retryAt: 0, givenUp: 0 };
       this.peers.set(id, p);
     }
     return p;
@@ -116,9 +126,39 @@ export class Scheduler {
    */
   setPeerStatus(id, status, now = 0) {
     const p = this.peer(id);
+    if (status === 'failed') {
+      if (p.status !== 'failed') this.giveUp(p, now);
+      return;
+    }
     if (p.status !== status) p.since = now;
     p.status = status;
     if (status === 'ready') p.failures = 0;
+  }
+
+  /**
+   * `p` is given up until its rest is over.
+   * @param {PeerState} p @param {number} now
+   */
+  giveUp(p, now) {
+    p.status = 'failed';
+    p.since = now;
+    p.retryAt = now + this.peerRetryMs * 2 ** Math.min(p.givenUp, 3);
+    p.givenUp++;
+  }
+
+  /**
+   * Peer `id`'s state, a peer given up made `idle` again once its rest is
+   * over (banned peers stay failed).
+   * @param {string} id @param {number} now
+   */
+  current(id, now) {
+    const p = this.peer(id);
+    if (p.status === 'failed' && !p.banned && now >= p.retryAt) {
+      p.status = 'idle';
+      p.since = now;
+      p.failures = 0;
+    }
+    return p;
   }
 
   /** @param {string} id */
@@ -212,7 +252,7 @@ export class Scheduler {
     const usable = known.list
       .map((x) => x.peer)
       .filter((id) => {
-        const p = this.peer(id);
+        const p = this.current(id, now);
         return !p.banned && p.status !== 'failed' && !st.tried.has(id);
       });
     if (usable.length === 0) {
@@ -262,16 +302,16 @@ export class Scheduler {
   /**
    * Providers of the pieces we need that are neither connected nor being
    * connected, in the order to connect them (trusted permanent first).
-   * @param {Iterable<string>} pieces
+   * @param {Iterable<string>} pieces @param {number} now
    */
-  toConnect(pieces) {
+  toConnect(pieces, now) {
     const seen = new Set();
     for (const piece of pieces) {
       const known = this.providers.get(piece);
       const st = this.pieces.get(piece);
       if (!known) continue;
       for (const { peer } of known.list) {
-        const p = this.peer(peer);
+        const p = this.current(peer, now);
         if (p.status === 'idle' && !p.banned && !st?.tried.has(peer)) seen.add(peer);
       }
     }
@@ -330,7 +370,7 @@ export class Scheduler {
       case 'closed':
         st.tried.add(peer);
         p.failures++;
-        if (p.failures >= MAX_PEER_FAILURES) p.status = 'failed';
+        if (p.failures >= MAX_PEER_FAILURES && p.status !== 'failed') this.giveUp(p, now);
         break;
       default:
         st.tried.add(peer);

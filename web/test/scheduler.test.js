@@ -94,11 +94,11 @@ test('an old answer is asked for again before dialing, without using up the rewa
   s.need(p, 0);
   s.setProviders(p, [info[T]], 0);
   assert.equal(s.choose(p, 999).kind, 'wait', 'fresh: wait for the link being dialed');
-  assert.deepEqual([...s.toConnect([p])], [T]);
+  assert.deepEqual([...s.toConnect([p], 0)], [T]);
   // No link to T, and the answer is old: the hub would refuse the offer.
   assert.deepEqual(s.choose(p, 1000), { kind: 'rewant' });
   s.rewanted(p, 1000);
-  assert.deepEqual([...s.toConnect([p])], [], 'nobody to dial on the old answer');
+  assert.deepEqual([...s.toConnect([p], 0)], [], 'nobody to dial on the old answer');
   s.setProviders(p, [info[T]], 1100);
   s.setPeerStatus(T, 'ready');
   s.started(p, T);
@@ -139,7 +139,7 @@ test('a bad piece bans its sender for every piece', () => {
   assert.ok(s.isBanned(B));
   assert.deepEqual(s.choose(piece(0), 0), { kind: 'peer', peer: B2 });
   assert.deepEqual(s.choose(piece(1), 0), { kind: 'peer', peer: B2 });
-  assert.deepEqual(s.toConnect([piece(0), piece(1)]), []);
+  assert.deepEqual(s.toConnect([piece(0), piece(1)], 0), []);
 });
 
 test('repeated timeouts give a peer up', () => {
@@ -152,13 +152,55 @@ test('repeated timeouts give a peer up', () => {
   assert.deepEqual(s.choose(piece(MAX_PEER_FAILURES), 0), { kind: 'peer', peer: B });
 });
 
+test('a peer given up is tried again after its rest, for the pieces it has not failed', () => {
+  const n = MAX_PEER_FAILURES + 2;
+  const s = setup([T, B], n, { peerRetryMs: 30_000 });
+  for (let i = 0; i < MAX_PEER_FAILURES; i++) {
+    s.started(piece(i), T);
+    s.failed(piece(i), T, 'timeout', 1000);
+  }
+  // Its link is dropped (the fetcher does so for a peer given up).
+  s.setPeerStatus(T, 'failed', 1000);
+  const next = piece(MAX_PEER_FAILURES);
+  assert.deepEqual(s.choose(next, 30_999), { kind: 'peer', peer: B });
+  assert.deepEqual(s.toConnect([next], 30_999), [], 'resting: not dialed');
+  assert.deepEqual(s.toConnect([next], 31_000), [T], 'rested: dialed again');
+  s.setPeerStatus(T, 'ready', 31_100);
+  assert.deepEqual(s.choose(next, 31_100), { kind: 'peer', peer: T });
+  // A piece it failed is not asked of it again.
+  assert.deepEqual(s.choose(piece(0), 31_100), { kind: 'peer', peer: B });
+});
+
+test('each time a peer is given up again its rest doubles, up to 8 times', () => {
+  const s = setup([T], 1, { peerRetryMs: 1000 });
+  let now = 0;
+  const rests = [];
+  for (let round = 0; round < 6; round++) {
+    s.setPeerStatus(T, 'failed', now);
+    s.setPeerStatus(T, 'failed', now + 1); // a second report does not restart the rest
+    const from = now;
+    while (s.toConnect([piece(0)], now).length === 0) now += 100;
+    rests.push(now - from);
+    s.setPeerStatus(T, 'ready', now);
+  }
+  assert.deepEqual(rests, [1000, 2000, 4000, 8000, 8000, 8000]);
+});
+
+test('a banned peer is never tried again', () => {
+  const s = setup([B, B2], 2, { peerRetryMs: 1000 });
+  s.started(piece(0), B);
+  s.failed(piece(0), B, 'bad', 0);
+  assert.deepEqual(s.toConnect([piece(1)], 1e9), []);
+  assert.deepEqual(s.choose(piece(1), 1e9), { kind: 'peer', peer: B2 });
+});
+
 test('waiting for links: bounded by maxWaitMs, then the origin', () => {
   const s = new Scheduler({ maxWaitMs: 1000 });
   const p = piece(0);
   s.need(p, 0);
   assert.deepEqual(s.choose(p, 0), { kind: 'wait', until: 1000 }); // no answer yet
   s.setProviders(p, [info[T]], 100);
-  assert.deepEqual(s.toConnect([p]), [T]);
+  assert.deepEqual(s.toConnect([p], 0), [T]);
   s.setPeerStatus(T, 'connecting');
   assert.equal(s.choose(p, 500).kind, 'wait');
   assert.equal(s.choose(p, 1000).kind, 'origin');
@@ -187,7 +229,7 @@ test('connect order: trusted permanent first', () => {
   const s = new Scheduler();
   s.need(piece(0), 0);
   s.setProviders(piece(0), [info[B], info[P], info[T]], 0);
-  assert.deepEqual(s.toConnect([piece(0)]), [T, P, B]);
+  assert.deepEqual(s.toConnect([piece(0)], 0), [T, P, B]);
 });
 
 test('bookkeeping stays bounded', () => {
