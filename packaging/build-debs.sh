@@ -96,10 +96,10 @@ out=$(cd "$out" && pwd)
 # instead of compiling ~350 crates again). No --all-features: tuber-peer's
 # test-hooks (a lying peer) must not ship.
 crates=()
-case " ${want[*]} " in *" hub "* | *" peer "*) crates+=(-p tuber-hub -p tuber-peer) ;; esac
-case " ${want[*]} " in *" desktop "*) ensure_desktop_build_deps; crates+=(-p tuber-desktop) ;; esac
-log "building ${crates[*]//-p /} (profile $profile)"
-cargo build --locked --profile "$profile" "${crates[@]}" --bins
+case " ${want[*]} " in *" hub "* | *" peer "*) crates+=(tuber-hub tuber-peer) ;; esac
+case " ${want[*]} " in *" desktop "*) ensure_desktop_build_deps; crates+=(tuber-desktop) ;; esac
+log "building ${crates[*]} (profile $profile)"
+cargo build --locked --profile "$profile" "${crates[@]/#/--package=}" --bins
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
