@@ -127,7 +127,7 @@ export class Scheduler {
   setPeerStatus(id, status, now = 0) {
     const p = this.peer(id);
     if (status === 'failed') {
-      if (p.status !== 'failed') this.giveUp(p, now);
+      this.giveUp(p, now);
       return;
     }
     if (p.status !== status) p.since = now;
@@ -136,10 +136,12 @@ export class Scheduler {
   }
 
   /**
-   * `p` is given up until its rest is over.
+   * `p` is given up until its rest is over; a peer given up already keeps
+   * the rest it has (a second report of the same stall does not lengthen it).
    * @param {PeerState} p @param {number} now
    */
   giveUp(p, now) {
+    if (p.status === 'failed') return;
     p.status = 'failed';
     p.since = now;
     p.retryAt = now + this.peerRetryMs * 2 ** Math.min(p.givenUp, 3);
@@ -370,7 +372,7 @@ export class Scheduler {
       case 'closed':
         st.tried.add(peer);
         p.failures++;
-        if (p.failures >= MAX_PEER_FAILURES && p.status !== 'failed') this.giveUp(p, now);
+        if (p.failures >= MAX_PEER_FAILURES) this.giveUp(p, now);
         break;
       default:
         st.tried.add(peer);
