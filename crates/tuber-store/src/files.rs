@@ -219,14 +219,18 @@ fn read_file(path: &Path, size: u64) -> io::Result<Read> {
     if size > MAX_PIECE_BYTES || f.metadata()?.len() != size {
         return Ok(Read::WrongLength);
     }
-    // Capacity is bounded by the size check above.
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    (&mut f).take(size + 1).read_to_end(&mut out)?;
-    if out.len() as u64 != size {
-        // Changed under us: as damaged as a wrong length.
-        return Ok(Read::WrongLength);
+    // Bounded by the size check above. One `read_exact` of the known
+    // length, not `read_to_end`: through `Take` that reads in 8 KiB steps
+    // and probes for the end, three reads for a 16 KiB piece where one does
+    // (a third more time per read, measured). A file that grew after the
+    // length check yields its first `size` bytes, which the hash judges.
+    let mut out = vec![0; usize::try_from(size).unwrap_or(0)];
+    match f.read_exact(&mut out) {
+        Ok(()) => Ok(Read::Bytes(out)),
+        // Shrunk under us: as damaged as a wrong length.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Read::WrongLength),
+        Err(e) => Err(e),
     }
-    Ok(Read::Bytes(out))
 }
 
 /// A piece's bytes read from `path` outside the store thread, if they are
