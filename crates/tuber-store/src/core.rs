@@ -12,7 +12,7 @@ use tuber_proto::PieceHash;
 use crate::access::Touches;
 use crate::config::Config;
 use crate::error::{Result, StoreError};
-use crate::files::{du, PieceFiles, Read};
+use crate::files::{PieceFiles, Read};
 use crate::keys::{
     check_resource, check_swarm, hash_from_key, lru_key, owner_key, resource_prefix, swarm_prefix,
     trailing_hash,
@@ -20,6 +20,7 @@ use crate::keys::{
 use crate::layout;
 use crate::meta::PieceMeta;
 use crate::reap::Doomed;
+use crate::room::Overhead;
 use crate::totals::{Contents, StatsRecord, Totals, CLEAN_KEY, TOTALS_KEY};
 
 /// One sled database and its trees.
@@ -100,6 +101,8 @@ pub struct StoreCore {
     /// transaction that wrote it has committed.
     pub(crate) rec: StatsRecord,
     pub(crate) budget: u64,
+    /// The store's disk use beside the piece files, last measured.
+    pub(crate) overhead: Overhead,
     /// The database could not be opened (damaged) and was started empty.
     reset_at_open: bool,
     /// Dropped without the clean close (a test's simulated crash).
@@ -229,6 +232,7 @@ impl StoreCore {
             t,
             files,
             doomed: Doomed::default(),
+            overhead: Overhead::default(),
             touches: Touches::default(),
             rec: StatsRecord::default(),
             reset_at_open,
@@ -246,6 +250,7 @@ impl StoreCore {
         }
         core.guarded(|s| s.sweep().map(drop))?;
         core.guarded(|s| s.replay_touches())?;
+        core.measure_overhead();
         core.guarded(|s| s.shrink_to_budget())?;
         Ok(core)
     }
@@ -478,9 +483,17 @@ impl StoreCore {
     }
 
     /// Makes everything written so far durable, and deletes the files of
-    /// removed pieces.
+    /// removed pieces. If the database, measured once durable, has grown
+    /// into the pieces' room, evicts down to it first.
     pub fn flush(&mut self) -> Result<()> {
-        self.guarded(|s| s.reap())
+        self.guarded(|s| {
+            s.reap()?;
+            if s.rec.contents.disk_bytes > s.piece_room() {
+                s.shrink_to_budget()?;
+                s.reap()?;
+            }
+            Ok(())
+        })
     }
 
     /// What the store directory occupies on disk, as `du` would count it:
@@ -489,10 +502,7 @@ impl StoreCore {
     /// the fan-out directories at their present size. Stats the database's
     /// files and the 256 piece directories; it does not read the pieces.
     pub fn disk_usage(&self) -> Result<u64> {
-        let dirs = self.files.dirs_disk_bytes();
-        let db = du(&self.db_path());
-        let current = du(&self.root.join("CURRENT"));
-        Ok(self.rec.contents.disk_bytes + self.doomed.bytes() + db + dirs + current)
+        Ok(self.rec.contents.disk_bytes + self.doomed.bytes() + self.overhead_on_disk())
     }
 
     /// Where a piece's file is (or would be): `pieces/<h0h1>/<hash hex>`.

@@ -92,6 +92,7 @@ impl StoreCore {
                 warn!(%hash, error = %e, "cannot delete a removed piece's file");
             }
         }
+        self.measure_overhead();
         Ok(())
     }
 }

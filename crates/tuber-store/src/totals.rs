@@ -81,12 +81,14 @@ pub struct Totals {
     /// Sum of the sizes of pinned pieces.
     pub pinned_bytes: u64,
     /// What the piece files occupy on disk (sizes rounded up to the
-    /// filesystem block); never above `budget`.
+    /// filesystem block); never above `budget`, less what the database
+    /// takes beyond the fixed allowance (see the crate docs).
     pub disk_bytes: u64,
     /// The part of `disk_bytes` that is pinned.
     pub pinned_disk_bytes: u64,
-    /// The disk budget, in bytes of piece files on disk. The database and
-    /// the directories come on top (see the crate docs for the bound).
+    /// The disk budget, for the whole store directory: the piece files get
+    /// what the database and the directories leave of it (see the crate
+    /// docs for the bound).
     pub budget: u64,
     /// Pieces found corrupt (by `get`, `scrub` or a database rebuild) and
     /// deleted, since the store was created.

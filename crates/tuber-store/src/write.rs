@@ -17,6 +17,7 @@ use crate::core::{StoreCore, WriteResult, Writes};
 use crate::error::{Result, StoreError};
 use crate::keys::{check_resource, check_swarm, lru_key, trailing_hash, LRU_KEY_LEN};
 use crate::meta::{Owner, PieceMeta};
+use crate::room::RECORD_BYTES;
 use crate::{MAX_OWNERS, MAX_PIECE_BYTES};
 
 /// Rounds a put or a budget cut may take when it finds a corrupt record on
@@ -52,6 +53,11 @@ struct Plan {
     corrupt: Option<PieceHash>,
     /// Footprint of the victims.
     freed: u64,
+}
+
+/// The bytes an owner's names take in a record or a key.
+fn owner_bytes(owner: &Owner) -> u64 {
+    (owner.swarm.len() + owner.resource.len()) as u64
 }
 
 impl Plan {
@@ -181,13 +187,20 @@ impl StoreCore {
         let size = bytes.len() as u64;
         let need = self.footprint(size);
         let c = self.rec.contents;
-        let free = self.budget.saturating_sub(c.disk_bytes);
+        // The room can shrink under the pieces (the database grew), so
+        // what is over it is evicted too.
+        let room = self.piece_room();
+        let free = room.saturating_sub(c.disk_bytes);
+        let over = c.disk_bytes.saturating_sub(room);
         let evictable = if pinned {
             c.disk_bytes
         } else {
             c.disk_bytes.saturating_sub(c.pinned_disk_bytes)
         };
-        let available = free.saturating_add(evictable).min(self.budget);
+        let available = room
+            .saturating_add(evictable)
+            .saturating_sub(c.disk_bytes)
+            .min(room);
         if need > available {
             return Err(StoreError::Full {
                 needed: need,
@@ -196,7 +209,7 @@ impl StoreCore {
             });
         }
         let plan = if need > free {
-            self.plan_victims(need - free, pinned, usize::MAX)?
+            self.plan_victims(need - free + over, pinned, usize::MAX)?
         } else {
             Plan::default()
         };
@@ -243,6 +256,8 @@ impl StoreCore {
         self.rec = rec;
         self.folded(plan.settled());
         self.doom(plan.doomed());
+        // Over the room after a measurement: the next put evicts for it.
+        self.note_written(RECORD_BYTES + 2 * owner_bytes(owner));
         self.reap_if_due()?;
         let evicted = plan.hashes();
         if !evicted.is_empty() {
@@ -262,7 +277,8 @@ impl StoreCore {
         pinned: bool,
     ) -> Result<PutOutcome> {
         let mut new = self.with_pending(hash, &meta);
-        if !new.owners.contains(owner) {
+        let grows = !new.owners.contains(owner);
+        if grows {
             if new.owners.len() >= MAX_OWNERS {
                 return Err(StoreError::TooManyOwners {
                     hash: *hash,
@@ -285,7 +301,19 @@ impl StoreCore {
         })?;
         self.rec = rec;
         self.folded([*hash]);
-        Ok(PutOutcome::default())
+        // Owners grow the database without a put to evict for them.
+        // The record is written again whole, with every owner's names.
+        let written =
+            RECORD_BYTES + new.owners.iter().map(owner_bytes).sum::<u64>() + owner_bytes(owner);
+        let evicted = if grows && self.note_written(written) {
+            self.shrink_to_budget()?
+        } else {
+            Vec::new()
+        };
+        Ok(PutOutcome {
+            added: false,
+            evicted,
+        })
     }
 
     /// Collects eviction victims until `need` bytes would be freed, or
@@ -431,12 +459,12 @@ impl StoreCore {
     pub(crate) fn shrink_to_budget(&mut self) -> Result<Vec<PieceHash>> {
         let mut evicted = Vec::new();
         let mut setbacks = 0;
-        while self.rec.contents.disk_bytes > self.budget {
+        while self.rec.contents.disk_bytes > self.piece_room() {
             if setbacks >= MAX_ATTEMPTS {
                 return Err(bug("eviction index out of step with totals; run scrub"));
             }
             let plan = self.plan_victims(
-                self.rec.contents.disk_bytes - self.budget,
+                self.rec.contents.disk_bytes - self.piece_room(),
                 true,
                 SHRINK_BATCH,
             )?;

@@ -130,8 +130,9 @@ pub struct StoreStatus {
     pub disk_bytes: u64,
     /// Bytes of pieces pinned by assignments.
     pub pinned_bytes: u64,
-    /// The disk budget: a limit on the piece files' blocks; the folder stays
-    /// within 1.1 x this plus 4 MiB.
+    /// The disk budget, for the store's whole folder: the piece files get
+    /// what the database leaves; the folder stays within 1.1 x this plus
+    /// 4 MiB.
     pub budget: u64,
     /// Corrupt pieces found and deleted since the store was created.
     pub corrupt_detected: u64,
