@@ -5,7 +5,7 @@
  */
 import uPlot from './vendor/uPlot.esm.js';
 import * as api from './api.js';
-import { bytes, rate, cap, parseSize } from './format.js';
+import { bytes, rate, cap, parseRate, parseSize } from './format.js';
 import { initDesktop } from './desktop.js';
 
 /** Seconds shown by the live graph. */
@@ -341,10 +341,14 @@ $('settings-form').addEventListener('submit', (/** @type {SubmitEvent} */ e) => 
   e.preventDefault();
   /** @type {Record<string, number>} */
   const patch = {};
-  for (const [id, key, what] of [['set-up', 'upload_bps', 'upload cap'], ['set-down', 'download_bps', 'download cap'], ['set-budget', 'disk_budget', 'disk budget']]) {
-    const v = parseSize($(id).value);
+  for (const [id, key, what, parse, example] of /** @type {const} */ ([
+    ['set-up', 'upload_bps', 'upload cap', parseRate, 'a rate: write it like 2 MB/s, 500 kB/s, 1 MiB/s or 0 (unlimited); MB is megabytes, Mb would be megabits'],
+    ['set-down', 'download_bps', 'download cap', parseRate, 'a rate: write it like 2 MB/s, 500 kB/s, 1 MiB/s or 0 (unlimited); MB is megabytes, Mb would be megabits'],
+    ['set-budget', 'disk_budget', 'disk budget', parseSize, 'a size: write it like 10 GB, 512 MiB or 1.5 TB'],
+  ])) {
+    const v = parse($(id).value);
     if (Number.isNaN(v)) {
-      showError(`The ${what} "${$(id).value}" is not a size: write it like 2 MB/s, 500 kB/s, 10 GB or 0.`);
+      showError(`The ${what} "${$(id).value}" is not ${example}.`);
       $(id).focus();
       return;
     }

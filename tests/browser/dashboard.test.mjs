@@ -130,11 +130,14 @@ test('dashboard: live graph, swarm joined and trusted, cache, join by URL, setti
   await waitFor('the page to show the new cap', async () => /upload 1\.50 MB\/s/.test(await page.locator('#settings-current').innerText()), UI_MS);
   await shot(page, '5-settings');
 
-  // A bad value says what to do.
-  await page.locator('#set-up').fill('fast');
-  await page.getByRole('button', { name: 'Save settings' }).click();
-  assert.match(await page.locator('#alert-text').innerText(), /not a size/);
-  assert.equal((await apiGet('/api/settings')).upload_bps, 1_500_000);
+  // A bad value says what to do; megabits are refused, as the CLI refuses
+  // them, not read as megabytes.
+  for (const bad of ['fast', '2Mb/s']) {
+    await page.locator('#set-up').fill(bad);
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    assert.match(await page.locator('#alert-text').innerText(), /not a rate.*megabits/);
+    assert.equal((await apiGet('/api/settings')).upload_bps, 1_500_000, bad);
+  }
 
   assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), [], 'no console errors (CSP included)');
 });

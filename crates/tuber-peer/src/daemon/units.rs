@@ -4,7 +4,15 @@
 //! Every unit counts bytes. Decimal prefixes (`k`, `M`, `G`, `T`) are powers
 //! of 1000, binary ones (`Ki`, `Mi`, `Gi`, `Ti`) powers of 1024; the letter
 //! case of a prefix does not matter. A lowercase `b` after a prefix (`Mb`)
-//! usually means bits, so it is refused rather than guessed.
+//! usually means bits, so it is refused rather than guessed. Values are
+//! whole bytes, rounded down, up to [`MAX_VALUE`].
+//!
+//! The dashboard (`ui/format.js`) reads and writes the same way: both pass
+//! the cases in `docs/units-vectors.json`.
+
+/// The largest size or rate: 2^53 - 1 (9 PB), the largest integer a JSON
+/// number carries exactly to the dashboard and back.
+pub const MAX_VALUE: u64 = (1 << 53) - 1;
 
 /// Parses a size in bytes: `10GB`, `512MiB`, `1.5G`, `4096`, `4096B`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -49,18 +57,18 @@ fn unit_multiplier(unit: &str) -> Result<u64, String> {
             &unit[..unit.len() - 1]
         ));
     }
-    let binary = prefix.len() == 2 && prefix[1..].eq_ignore_ascii_case("i");
-    let letter = match (prefix.len(), binary) {
-        (1, false) | (2, true) => prefix[..1].to_ascii_lowercase(),
+    // Bytes, not string slices: a prefix may be any text, `é` included.
+    let power = match prefix.as_bytes() {
+        [letter] | [letter, b'i' | b'I'] => match letter.to_ascii_lowercase() {
+            b'k' => 1,
+            b'm' => 2,
+            b'g' => 3,
+            b't' => 4,
+            _ => return Err(format!("unknown unit {unit:?}")),
+        },
         _ => return Err(format!("unknown unit {unit:?}")),
     };
-    let power = match letter.as_str() {
-        "k" => 1,
-        "m" => 2,
-        "g" => 3,
-        "t" => 4,
-        _ => return Err(format!("unknown unit {unit:?}")),
-    };
+    let binary = prefix.len() == 2;
     let base: u64 = if binary { 1024 } else { 1000 };
     Ok(base.pow(power))
 }
@@ -93,28 +101,46 @@ fn scale(number: &str, multiplier: u64) -> Result<u64, String> {
             .ok_or_else(too_large)?;
         value += digits(frac)? * u128::from(multiplier) / denom;
     }
-    u64::try_from(value).map_err(|_| too_large())
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= MAX_VALUE)
+        .ok_or_else(too_large)
 }
 
-/// `1.5 MB`, `812 B`, `10.7 GB`: decimal units, three significant digits.
+/// `1.50 MB`, `812 B`, `10.7 GB`: decimal units, three significant digits
+/// rounded half up, in the first unit where they make less than 1000.
+/// Integer arithmetic, so that the dashboard, which does the same with
+/// BigInt, writes every value exactly alike (a float rounds 1.125 either
+/// way).
 pub fn format_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
     if bytes < 1000 {
         return format!("{bytes} B");
     }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 999.95 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
+    let n = u128::from(bytes);
+    let mut last = String::new();
+    for (k, unit) in UNITS.iter().enumerate() {
+        let divisor = 1000u128.pow(k as u32 + 1);
+        for decimals in [2u32, 1, 0] {
+            let scale = 10u128.pow(decimals);
+            // Half up: (2 n s + d) / 2d.
+            let r = (2 * n * scale + divisor) / (2 * divisor);
+            last = if decimals == 0 {
+                format!("{r} {unit}")
+            } else {
+                format!(
+                    "{}.{:0width$} {unit}",
+                    r / scale,
+                    r % scale,
+                    width = decimals as usize
+                )
+            };
+            if r < 1000 {
+                return last;
+            }
+        }
     }
-    if value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else if value >= 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
+    last
 }
 
 /// `2.00 MB/s`, or `unlimited` for a cap of 0 when `zero_is_unlimited`.
@@ -169,8 +195,12 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
         assert!(parse_size("20000000000GB").is_err(), "overflow");
-        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_size(&MAX_VALUE.to_string()), Ok(MAX_VALUE));
+        assert!(parse_size(&(MAX_VALUE + 1).to_string()).is_err());
         assert!(parse_size("18446744073709551616").is_err());
+        for odd in ["1é", "1éB", "1éi", "1ié", "1\u{0}", "1iB", "1 KiB/s"] {
+            assert!(parse_size(odd).is_err(), "{odd:?} parsed");
+        }
     }
 
     #[test]
@@ -199,8 +229,41 @@ mod tests {
         assert_eq!(format_size(999_999), "1.00 MB");
         assert_eq!(format_size(10_737_418_240), "10.7 GB");
         assert_eq!(format_size(u64::MAX), "18.4 EB");
+        assert_eq!(format_size(1125), "1.13 kB", "half up, not to even");
+        assert_eq!(format_size(9_995), "10.0 kB");
+        assert_eq!(format_size(99_950), "100 kB");
         assert_eq!(format_rate(0, true), "unlimited");
         assert_eq!(format_rate(0, false), "0 B/s");
         assert_eq!(format_rate(2_000_000, true), "2.00 MB/s");
+    }
+
+    /// The cases the dashboard passes too (`web/test/units.test.js`).
+    #[test]
+    fn shared_vectors() {
+        let text = include_str!("../../../../docs/units-vectors.json");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = |key: &str| v[key].as_array().unwrap().clone();
+        for (key, parse) in [
+            ("size", parse_size as fn(&str) -> Result<u64, String>),
+            ("rate", parse_rate),
+        ] {
+            assert!(cases(key).len() > 10);
+            for c in cases(key) {
+                let text = c["text"].as_str().unwrap();
+                match c["bytes"].as_u64() {
+                    Some(bytes) => assert_eq!(parse(text), Ok(bytes), "{key} {text:?}"),
+                    None => assert!(parse(text).is_err(), "{key} {text:?} parsed"),
+                }
+            }
+        }
+        for c in cases("format_size") {
+            let bytes = c["bytes"].as_u64().unwrap();
+            assert_eq!(format_size(bytes), c["text"].as_str().unwrap(), "{bytes}");
+        }
+        for c in cases("format_rate") {
+            let bps = c["bps"].as_u64().unwrap();
+            let unlimited = c["zero_is_unlimited"].as_bool().unwrap();
+            assert_eq!(format_rate(bps, unlimited), c["text"].as_str().unwrap());
+        }
     }
 }
