@@ -8,6 +8,8 @@ import * as api from './api.js';
 import { bytes, rate, cap, parseRate, parseSize } from './format.js';
 import { initDesktop } from './desktop.js';
 
+const RATE_HINT = 'a rate: write it like 2 MB/s, 500 kB/s, 1 MiB/s or 0 (unlimited); MB is megabytes, Mb would be megabits';
+
 /** Seconds shown by the live graph. */
 const LIVE_SECONDS = 120;
 
@@ -245,6 +247,13 @@ function renderStore(store) {
   $('store-text').textContent = `${bytes(store.disk_bytes)} on disk of ${bytes(store.budget)} budget; ${bytes(store.bytes)} in ${store.pieces} pieces, ${bytes(store.pinned_bytes)} assigned`;
 }
 
+/** The settings form's fields: input id, settings key, name, reader, hint. */
+const SETTING_FIELDS = /** @type {const} */ ([
+  ['set-up', 'upload_bps', 'upload cap', parseRate, RATE_HINT],
+  ['set-down', 'download_bps', 'download cap', parseRate, RATE_HINT],
+  ['set-budget', 'disk_budget', 'disk budget', parseSize, 'a size: write it like 10 GB, 512 MiB or 1.5 TB'],
+]);
+
 /** @param {api.Settings} s */
 function renderSettings(s) {
   const b = $('pause-toggle');
@@ -253,11 +262,21 @@ function renderSettings(s) {
   $('settings-current').textContent = `Now: upload ${cap(s.upload_bps)}, download ${cap(s.download_bps)}, disk budget ${bytes(s.disk_budget)}${s.paused ? ', sharing paused' : ''}.`;
   const form = $('settings-form');
   if (!form.contains(document.activeElement)) {
-    $('set-up').value = s.upload_bps ? rate(s.upload_bps) : '0';
-    $('set-down').value = s.download_bps ? rate(s.download_bps) : '0';
-    $('set-budget').value = bytes(s.disk_budget);
+    for (const [id, key] of SETTING_FIELDS) $(id).value = shown(key, s);
   }
   settingsNow = s;
+}
+
+/**
+ * A setting as the form shows it: rounded to three digits, so it is sent
+ * back only if the owner changed it (1,234,567 B/s shows as 1.23 MB/s,
+ * which would read back as 1,230,000).
+ * @param {'upload_bps' | 'download_bps' | 'disk_budget'} key
+ * @param {api.Settings} s
+ */
+function shown(key, s) {
+  if (key === 'disk_budget') return bytes(s.disk_budget);
+  return s[key] ? rate(s[key]) : '0';
 }
 /** @type {api.Settings | null} */
 let settingsNow = null;
@@ -341,11 +360,9 @@ $('settings-form').addEventListener('submit', (/** @type {SubmitEvent} */ e) => 
   e.preventDefault();
   /** @type {Record<string, number>} */
   const patch = {};
-  for (const [id, key, what, parse, example] of /** @type {const} */ ([
-    ['set-up', 'upload_bps', 'upload cap', parseRate, 'a rate: write it like 2 MB/s, 500 kB/s, 1 MiB/s or 0 (unlimited); MB is megabytes, Mb would be megabits'],
-    ['set-down', 'download_bps', 'download cap', parseRate, 'a rate: write it like 2 MB/s, 500 kB/s, 1 MiB/s or 0 (unlimited); MB is megabytes, Mb would be megabits'],
-    ['set-budget', 'disk_budget', 'disk budget', parseSize, 'a size: write it like 10 GB, 512 MiB or 1.5 TB'],
-  ])) {
+  for (const [id, key, what, parse, example] of SETTING_FIELDS) {
+    // Left as shown: not sent, so its exact value stays.
+    if (settingsNow && $(id).value.trim() === shown(key, settingsNow)) continue;
     const v = parse($(id).value);
     if (Number.isNaN(v)) {
       showError(`The ${what} "${$(id).value}" is not ${example}.`);

@@ -130,13 +130,24 @@ test('dashboard: live graph, swarm joined and trusted, cache, join by URL, setti
   await waitFor('the page to show the new cap', async () => /upload 1\.50 MB\/s/.test(await page.locator('#settings-current').innerText()), UI_MS);
   await shot(page, '5-settings');
 
+  // A value the form can only show rounded (1,234,567 B/s as 1.23 MB/s)
+  // keeps its exact value when another setting is saved.
+  await page.locator('#set-up').fill('1234567');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await waitFor('the exact cap in /api/settings', async () => (await apiGet('/api/settings')).upload_bps === 1_234_567, UI_MS);
+  await waitFor('the form to show it rounded', async () => (await page.locator('#set-up').inputValue()) === '1.23 MB/s', UI_MS);
+  await page.locator('#set-budget').fill('20 GB');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await waitFor('the new budget in /api/settings', async () => (await apiGet('/api/settings')).disk_budget === 20_000_000_000, UI_MS);
+  assert.equal((await apiGet('/api/settings')).upload_bps, 1_234_567, 'the cap left as shown is not sent back rounded');
+
   // A bad value says what to do; megabits are refused, as the CLI refuses
   // them, not read as megabytes.
   for (const bad of ['fast', '2Mb/s']) {
     await page.locator('#set-up').fill(bad);
     await page.getByRole('button', { name: 'Save settings' }).click();
     assert.match(await page.locator('#alert-text').innerText(), /not a rate.*megabits/);
-    assert.equal((await apiGet('/api/settings')).upload_bps, 1_500_000, bad);
+    assert.equal((await apiGet('/api/settings')).upload_bps, 1_234_567, bad);
   }
 
   assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), [], 'no console errors (CSP included)');
