@@ -488,8 +488,7 @@ impl StoreCore {
     pub fn flush(&mut self) -> Result<()> {
         self.guarded(|s| {
             s.reap()?;
-            if s.rec.contents.disk_bytes > s.piece_room() {
-                s.shrink_to_budget()?;
+            if !s.shrink_to_budget()?.is_empty() {
                 s.reap()?;
             }
             Ok(())

@@ -7,9 +7,10 @@
 //! every read, and a piece that fails is deleted and reported
 //! ([`StoreError::Corrupt`]), never returned. The budget is a hard limit on
 //! what the store occupies on disk (each piece's size rounded up to the
-//! filesystem block, and the database measured): a put that does not fit evicts the least valuable
-//! pieces (unpinned before pinned, then least recently used) or, if even that
-//! cannot make room, fails without evicting anything.
+//! filesystem block, and the database measured): a put that does not fit
+//! evicts the least valuable pieces (unpinned before pinned, then least
+//! recently used) or, if even that cannot make room, fails without
+//! evicting anything.
 //!
 //! [`StoreCore`] is the blocking store; [`Store`] is the async handle that
 //! runs one on its own thread (and reads piece files on tokio's blocking
@@ -80,7 +81,7 @@
 //! `tests/disk_budget.rs` on the real filesystem, with the longest names
 //! too). The piece files get the budget less what the rest of the
 //! directory takes beyond those 4 MiB (`room`: the database, measured
-//! with `du` at open, at every reap and every 256 new pieces or owners).
+//! with `du` at open, at every reap and every 64 KiB of records written).
 //! The 4 MiB are the 256 fan-out directories (1 MiB on ext4) and sled's
 //! minimum. The database grows with the pieces (about 1.5 KiB a piece
 //! after churn, so 9 % of the budget with 16 KiB pieces, 0.6 % with

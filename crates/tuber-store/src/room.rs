@@ -10,10 +10,9 @@
 //! (`du` of the database, the directories and `CURRENT`: a few hundred
 //! stats, no piece file read) at open, at every reap and every
 //! [`MEASURE_EVERY`] bytes of records written, and gives the pieces what
-//! is left. The
-//! first [`FIXED_ALLOWANCE`] of overhead is not charged, so that a small
-//! budget still holds pieces; it is the fixed part of the bound the crate
-//! docs state.
+//! is left. The first [`FIXED_ALLOWANCE`] of overhead is not charged, so
+//! that a small budget still holds pieces; it is the fixed part of the
+//! bound the crate docs state.
 
 use crate::core::StoreCore;
 use crate::files::du;
@@ -57,15 +56,12 @@ impl StoreCore {
     }
 
     /// Counts `bytes` of records written for a new piece or owner; measures
-    /// again every [`MEASURE_EVERY`], and then says whether the room shrank
-    /// below what the pieces hold.
-    pub(crate) fn note_written(&mut self, bytes: u64) -> bool {
+    /// again every [`MEASURE_EVERY`].
+    pub(crate) fn note_written(&mut self, bytes: u64) {
         self.overhead.written_since += bytes;
-        if self.overhead.written_since < MEASURE_EVERY {
-            return false;
+        if self.overhead.written_since >= MEASURE_EVERY {
+            self.measure_overhead();
         }
-        self.measure_overhead();
-        self.rec.contents.disk_bytes > self.piece_room()
     }
 
     /// The store directory on disk but the piece files (live or doomed).

@@ -301,11 +301,13 @@ impl StoreCore {
         })?;
         self.rec = rec;
         self.folded([*hash]);
-        // Owners grow the database without a put to evict for them.
-        // The record is written again whole, with every owner's names.
-        let written =
-            RECORD_BYTES + new.owners.iter().map(owner_bytes).sum::<u64>() + owner_bytes(owner);
-        let evicted = if grows && self.note_written(written) {
+        // Owners grow the database without a put to evict for them: the
+        // record is written again whole, with every owner's names, and the
+        // new owner's key.
+        let evicted = if grows {
+            self.note_written(
+                RECORD_BYTES + new.owners.iter().map(owner_bytes).sum::<u64>() + owner_bytes(owner),
+            );
             self.shrink_to_budget()?
         } else {
             Vec::new()
